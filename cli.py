@@ -1,0 +1,238 @@
+"""The ``restoreagent`` command line: restore, assess, demo, tools."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="RestoreAgent: restore photos with several degradations at once, offline.",
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Turn expected failures into one line on stderr and exit code 2 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from pydantic import ValidationError
+
+        from .tools.base import ToolError
+        from .tools.imageio import ImageError
+
+        try:
+            return fn(*args, **kwargs)
+        except (ImageError, FileExistsError, FileNotFoundError, IsADirectoryError, PermissionError, ToolError) as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            err.print(f"[bold red]error:[/] invalid {where}: {first['msg']}", highlight=False, soft_wrap=True)
+        except KeyboardInterrupt:
+            err.print("[bold red]interrupted[/]")
+            raise typer.Exit(130)
+        raise typer.Exit(2)
+
+    return wrapper
+
+
+def _config(weights_dir: Optional[Path], device: Optional[str], max_steps: Optional[int], permissive_only: bool, work_dir: Optional[Path] = None):
+    from .graph.configuration import Configuration
+
+    return Configuration.from_env(
+        weights_dir=weights_dir,
+        device=device,
+        max_steps=max_steps,
+        permissive_only=permissive_only or None,
+        work_dir=work_dir,
+    )
+
+
+def _print_skipped(toolbox: Any) -> None:
+    if toolbox.skipped:
+        names = ", ".join(s.name for s in toolbox.skipped)
+        err.print(f"[yellow]skipped {len(toolbox.skipped)} tool(s):[/] {names} (see `restoreagent tools`)", highlight=False)
+
+
+def _progress_printer() -> Callable[[dict], None]:
+    def on_event(e: dict) -> None:
+        kind = e.get("event")
+        if kind == "assessed":
+            degr = ", ".join(f"{k} {v:.2f}" for k, v in e["degradations"].items())
+            err.print(f"assessed: {degr} (quality {e['quality']:.3f})", highlight=False)
+        elif kind == "tool_start":
+            err.print(f"step {e['step']}: {e['tool']} …", highlight=False)
+        elif kind == "observed":
+            mark = "[green]accepted[/]" if e["accepted"] else "[red]rolled back[/]"
+            err.print(f"step {e['step']}: {e['tool']} {mark}: {e['reason']}", highlight=False)
+        elif kind == "finished":
+            err.print(f"done ({e['reason']})", highlight=False)
+
+    return on_event
+
+
+def _write_json_atomic(data: Any, path: Path, overwrite: bool) -> None:
+    import tempfile
+
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2)
+    os.replace(tmp, path)
+
+
+WeightsOpt = typer.Option(None, "--weights-dir", help="Folder of pretrained weights (env RESTOREAGENT_WEIGHTS_DIR).")
+DeviceOpt = typer.Option(None, "--device", help="auto, cpu or cuda (env RESTOREAGENT_DEVICE).")
+StepsOpt = typer.Option(None, "--max-steps", min=1, max=64, help="Step budget (default 8).")
+PermissiveOpt = typer.Option(False, "--permissive-only", help="Use only models whose licence allows commercial use.")
+
+
+@app.command()
+@user_errors
+def restore(
+    input: Path = typer.Argument(..., help="The photo to restore (never modified)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the restored PNG."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Also write a JSON report here."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output/report files."),
+    weights_dir: Optional[Path] = WeightsOpt,
+    device: Optional[str] = DeviceOpt,
+    max_steps: Optional[int] = StepsOpt,
+    permissive_only: bool = PermissiveOpt,
+) -> None:
+    """Restore INPUT and write the result to OUTPUT."""
+    from .graph.api import restore as run_restore
+    from .graph.graph import build_graph
+    from .graph.toolbox import Toolbox
+    from .tools import default_registry
+    from .tools.imageio import load_image
+
+    for path, what in ((output, "output"), (report, "report")):
+        if path is not None and path.exists() and not overwrite:
+            raise FileExistsError(f"{what} {path} exists; pass --overwrite to replace it")
+    load_image(input)  # fail fast, before any model loads, on a bad input
+    config = _config(weights_dir, device, max_steps, permissive_only)
+    toolbox = Toolbox(default_registry, config)
+    _print_skipped(toolbox)
+    graph = build_graph(config, toolbox=toolbox)
+    result = run_restore(input, output, overwrite=overwrite, config=config, graph=graph, on_event=_progress_printer())
+    if report is not None:
+        _write_json_atomic(result.model_dump(mode="json"), report, overwrite)
+    out.print(f"wrote {result.output}", highlight=False)
+
+
+@app.command()
+@user_errors
+def assess(input: Path = typer.Argument(..., help="The photo to assess.")) -> None:
+    """Print the degradation assessment of INPUT as JSON."""
+    from .tools.assess import assess as run_assess
+    from .tools.imageio import load_image
+
+    report = run_assess(load_image(input).rgb)
+    sys.stdout.write(report.model_dump_json(indent=2) + "\n")
+
+
+@app.command()
+@user_errors
+def demo(
+    out_dir: Path = typer.Option(Path("restoreagent-demo"), "--out", help="Folder for the demo's files (a new one if it exists)."),
+    weights_dir: Optional[Path] = WeightsOpt,
+    device: Optional[str] = DeviceOpt,
+) -> None:
+    """Degrade a bundled public-domain photo (dark + noise + JPEG) and restore it."""
+    import numpy as np
+    from skimage import data
+
+    from .graph.api import restore as run_restore
+    from .graph.graph import build_graph
+    from .graph.toolbox import Toolbox
+    from .tools import default_registry
+    from .tools.figures import contact_sheet
+    from .tools.imageio import save_png
+    from .tools.metrics import psnr, ssim
+    from .tools.synthesis import dark_noise_jpeg
+
+    folder = _fresh_folder(out_dir)
+    clean = data.astronaut().astype(np.float32) / 255.0  # NASA photo, public domain
+    degraded = dark_noise_jpeg(clean, seed=0)
+    save_png(clean, folder / "clean.png")
+    save_png(degraded, folder / "degraded.png")
+    err.print(f"demo: astronaut (512×512) darkened, noise σ=25, JPEG q30 → {folder}/degraded.png", highlight=False)
+
+    config = _config(weights_dir, device, None, False)
+    toolbox = Toolbox(default_registry, config)
+    _print_skipped(toolbox)
+    result = run_restore(
+        folder / "degraded.png", folder / "restored.png", config=config, graph=build_graph(config, toolbox=toolbox),
+        on_event=_progress_printer(),
+    )
+    from .tools.imageio import load_image
+
+    restored = load_image(result.output).rgb
+    before, after = psnr(degraded, clean), psnr(restored, clean)
+    s_before, s_after = ssim(degraded, clean), ssim(restored, clean)
+    contact_sheet(
+        [("degraded", degraded), (f"restored ({after - before:+.1f} dB)", restored), ("original", clean)]
+    ).save(folder / "comparison.png")
+    summary = result.model_dump(mode="json") | {
+        "psnr_before": round(before, 3), "psnr_after": round(after, 3),
+        "ssim_before": round(s_before, 4), "ssim_after": round(s_after, 4),
+    }
+    _write_json_atomic(summary, folder / "report.json", overwrite=False)
+    pipeline = " → ".join(s.tool for s in result.accepted_steps) or "(nothing)"
+    out.print(f"pipeline: {pipeline}", highlight=False)
+    out.print(f"PSNR {before:.2f} → {after:.2f} dB, SSIM {s_before:.3f} → {s_after:.3f}", highlight=False)
+    out.print(f"wrote {folder}/restored.png, comparison.png, report.json", highlight=False)
+
+
+def _fresh_folder(base: Path) -> Path:
+    """``base``, or ``base-2``, ``base-3``… — the demo never overwrites earlier results."""
+    candidate, n = base, 1
+    while candidate.exists() and any(candidate.iterdir()):
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    candidate.mkdir(parents=True, exist_ok=True)
+    return candidate
+
+
+@app.command("tools")
+@user_errors
+def list_tools(
+    weights_dir: Optional[Path] = WeightsOpt,
+    permissive_only: bool = PermissiveOpt,
+) -> None:
+    """List the registered tools: task, model, licence, and whether each is available."""
+    from .graph.toolbox import Toolbox
+    from .tools import default_registry
+
+    config = _config(weights_dir, None, None, permissive_only)
+    toolbox = Toolbox(default_registry, config)
+    table = Table("task", "tool", "model", "licence", "status")
+    rows = [(t.spec, "[green]available[/]") for t in toolbox.tools.values()]
+    rows += [(s.tool_class.spec, f"[red]missing[/]: {s.reason}") for s in toolbox.skipped]
+    for spec, status in sorted(rows, key=lambda r: (r[0].task, r[0].name)):
+        lic = spec.license + ("" if spec.commercial else " (non-commercial)")
+        table.add_row(spec.task, spec.name, spec.model, lic, status)
+    out.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Brains: chat models that decide the next tool call."""

@@ -1,0 +1,53 @@
+"""Run configuration: passed in to ``build_graph``, never read from globals at run time."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+
+def default_work_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "restoreagent" / "runs"
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value).expanduser() if value else None
+
+
+class Configuration(BaseModel):
+    """Everything a run can be tuned with. ``Configuration.from_env()`` reads the
+    ``RESTOREAGENT_*`` environment variables; keyword arguments override them."""
+
+    weights_dir: Path | None = Field(
+        default=None, description="Folder laid out like ../shared/weights (env RESTOREAGENT_WEIGHTS_DIR)."
+    )
+    cache_dir: Path | None = Field(default=None, description="Weights cache (default ~/.cache/restoreagent/weights).")
+    allow_download: bool = Field(default=False, description="Fetch missing weights from their pinned URLs.")
+    work_dir: Path = Field(default_factory=default_work_dir, description="Where each run's artifact store lives.")
+    device: str = Field(default="auto", description="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ...")
+    tile_size: int = Field(default=512, ge=64, description="Tile edge for learned tools (bounds memory).")
+    tile_overlap: int = Field(default=32, ge=0, description="Overlap between tiles, blended.")
+    max_steps: int = Field(default=8, ge=1, le=64, description="Step budget: tool executions per run.")
+    time_budget_s: float = Field(default=600.0, gt=0, description="Time budget per run, seconds.")
+    permissive_only: bool = Field(default=False, description="Exclude non-commercial and research-only models.")
+    accept_tolerance: float = Field(
+        default=0.03, ge=0, le=1, description="How much any other degradation may rise before a step is rolled back."
+    )
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Configuration":
+        values: dict = {
+            "weights_dir": _env_path("RESTOREAGENT_WEIGHTS_DIR"),
+            "cache_dir": _env_path("RESTOREAGENT_CACHE_DIR"),
+            "allow_download": os.environ.get("RESTOREAGENT_ALLOW_DOWNLOAD", "") in ("1", "true", "yes"),
+        }
+        if os.environ.get("RESTOREAGENT_WORK_DIR"):
+            values["work_dir"] = _env_path("RESTOREAGENT_WORK_DIR")
+        if os.environ.get("RESTOREAGENT_DEVICE"):
+            values["device"] = os.environ["RESTOREAGENT_DEVICE"]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)

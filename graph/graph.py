@@ -1,0 +1,71 @@
+"""``build_graph``: the compiled LangGraph state machine.
+
+    perceive → brain ─┬─ act → observe ─┐
+                      │   ↑             │
+                      │   └── brain ←───┘
+                      └─ finish → END
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langgraph.graph import END, START, StateGraph
+
+from ..tools.assess import assess
+from ..tools.registry import ToolRegistry
+from .brains.offline import OfflinePolicy
+from .configuration import Configuration
+from .nodes import Assessor, Nodes
+from .state import RestoreInput, State
+from .toolbox import Toolbox
+
+
+def build_graph(
+    config: Configuration | None = None,
+    *,
+    brain: BaseChatModel | None = None,
+    registry: ToolRegistry | None = None,
+    assessor: Assessor | None = None,
+    checkpointer: Any = None,
+    interrupt_before: list[str] | None = None,
+    toolbox: Toolbox | None = None,
+):
+    """Build the restoration graph.
+
+    Args:
+        config: run settings; default ``Configuration.from_env()``.
+        brain: any tool-calling langchain-core chat model; default the offline policy.
+        registry: the tools to offer; default every built-in tool.
+        assessor: image → :class:`~restoreagent.tools.assess.Assessment`; default the built-in assessor.
+        checkpointer: a LangGraph checkpointer; none by default, so the graph also
+            runs under ``langgraph dev`` and as a subgraph.
+        interrupt_before: node names to pause before (e.g. ``["act"]``).
+        toolbox: a ready :class:`Toolbox` to share loaded models between graphs.
+
+    Returns:
+        A compiled graph: ``graph.invoke({"image": "photo.jpg"})``.
+    """
+    config = config or Configuration.from_env()
+    if toolbox is None:
+        if registry is None:
+            from ..tools import default_registry
+
+            registry = default_registry
+        toolbox = Toolbox(registry, config)
+    nodes = Nodes(config, toolbox, brain or OfflinePolicy(), assessor or assess)
+
+    builder = StateGraph(State, input_schema=RestoreInput)
+    builder.add_node("perceive", nodes.perceive)
+    builder.add_node("brain", nodes.brain)
+    builder.add_node("act", nodes.act)
+    builder.add_node("observe", nodes.observe)
+    builder.add_node("finish", nodes.finish)
+    builder.add_edge(START, "perceive")
+    builder.add_edge("perceive", "brain")
+    builder.add_conditional_edges("brain", nodes.route_after_brain, ["act", "finish"])
+    builder.add_edge("act", "observe")
+    builder.add_edge("observe", "brain")
+    builder.add_edge("finish", END)
+    return builder.compile(checkpointer=checkpointer, interrupt_before=interrupt_before, name="restoreagent")

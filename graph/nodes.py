@@ -1,0 +1,233 @@
+"""The nodes of the restoration loop: perceive → brain → act → observe → … → finish.
+
+* perceive: validate the input, load the photo into a fresh artifact store, assess it;
+* brain: render the context, ask the chat model for the next tool call (or none);
+* act: execute exactly one tool call on the current image;
+* observe: re-assess the result, accept it or roll back to the previous image;
+* finish: write the restored PNG atomically.
+
+Every node emits custom stream events (``graph.stream(..., stream_mode="custom")``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langgraph.config import get_stream_writer
+from pydantic import ValidationError
+
+from .. import prompts
+from ..tools.assess import PRESENT, Assessment
+from ..tools.base import ToolError
+from ..tools.imageio import load_image, save_png
+from .configuration import Configuration
+from .state import RestoreInput, State, Step
+from .store import ArtifactStore, UnknownImageId
+from .toolbox import Toolbox
+
+Assessor = Callable[[np.ndarray], Assessment]
+
+
+def judge(
+    task: str, before: dict[str, float], after: Assessment, quality_before: float, tolerance: float
+) -> tuple[bool, str]:
+    """Accept a step only if it reduced its target and made nothing else notably worse."""
+    b, a = before.get(task, 0.0), after.degradations.get(task, 0.0)
+    if b >= PRESENT and a > b - 0.02:
+        return False, f"did not reduce {task} ({b:.2f} → {a:.2f})"
+    for name, sev in after.degradations.items():
+        prev = before.get(name, 0.0)
+        if name != task and sev >= PRESENT and sev > prev + tolerance:
+            return False, f"made {name} worse ({prev:.2f} → {sev:.2f})"
+    if after.quality < quality_before - 1e-3:
+        return False, f"overall quality fell ({quality_before:.3f} → {after.quality:.3f})"
+    return True, f"{task} {b:.2f} → {a:.2f}; quality {quality_before:.3f} → {after.quality:.3f}"
+
+
+class Nodes:
+    """The node functions, bound to one configuration, toolbox, brain and assessor."""
+
+    def __init__(self, config: Configuration, toolbox: Toolbox, brain: BaseChatModel, assessor: Assessor) -> None:
+        self.config = config
+        self.toolbox = toolbox
+        self.brain_model = brain.bind_tools(toolbox.langchain_tools)
+        self.assessor = assessor
+
+    # -- perceive ---------------------------------------------------------------
+    def perceive(self, state: State) -> dict[str, Any]:
+        request = RestoreInput.model_validate(
+            {k: state[k] for k in ("image", "output", "overwrite") if state.get(k) is not None}
+        )
+        if request.output and Path(request.output).exists() and not request.overwrite:
+            raise FileExistsError(f"{request.output} exists; pass overwrite=True (CLI: --overwrite) to replace it")
+        loaded = load_image(request.image)
+        run_dir = Path(self.config.work_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        store = ArtifactStore(run_dir)
+        original = store.put(loaded.rgb)
+        alpha_id = store.put(np.repeat(loaded.alpha[..., None], 3, axis=2)) if loaded.alpha is not None else None
+        report = self.assessor(loaded.rgb)
+        get_stream_writer()(
+            {"event": "assessed", "image_id": original, "degradations": report.degradations, "quality": report.quality}
+        )
+        return {
+            "run_dir": str(run_dir),
+            "started_at": time.time(),
+            "original_id": original,
+            "current_id": original,
+            "alpha_id": alpha_id,
+            "notes": loaded.notes,
+            "degradations": report.degradations,
+            "assessment": report.model_dump(),
+            "quality": report.quality,
+            "plan": list(report.present),
+            "steps": [],
+        }
+
+    # -- brain --------------------------------------------------------------------
+    def context(self, state: State) -> dict[str, Any]:
+        return {
+            "image_id": state["current_id"],
+            "degradations": state["degradations"],
+            "present_threshold": PRESENT,
+            "quality": state["quality"],
+            "tools_by_task": self.toolbox.tools_by_task(),
+            "history": [
+                {k: s[k] for k in ("tool", "task", "accepted", "reason")} for s in state.get("steps", [])
+            ],
+            "remaining_steps": self.config.max_steps - len(state.get("steps", [])),
+        }
+
+    def brain(self, state: State) -> dict[str, Any]:
+        messages = [
+            SystemMessage(
+                prompts.render("system", tool_catalogue=self.toolbox.catalogue(), present_threshold=PRESENT)
+            ),
+            HumanMessage(
+                prompts.render(
+                    "context",
+                    step=len(state.get("steps", [])) + 1,
+                    max_steps=self.config.max_steps,
+                    context_json=json.dumps(self.context(state), indent=1),
+                )
+            ),
+        ]
+        reply = self.brain_model.invoke(messages)
+        if not isinstance(reply, AIMessage):
+            reply = AIMessage(content=str(getattr(reply, "content", reply)))
+        calls = reply.tool_calls
+        pending = {"name": calls[0]["name"], "args": calls[0]["args"], "id": calls[0]["id"]} if calls else None
+        # Every tool call needs an answer in the transcript; only the first one runs.
+        skipped = [
+            ToolMessage(content="Not executed: one tool call per step.", tool_call_id=c["id"]) for c in calls[1:]
+        ]
+        get_stream_writer()({"event": "decided", "tool": pending["name"] if pending else None, "text": reply.content})
+        return {"messages": [reply, *skipped], "pending": pending}
+
+    def route_after_brain(self, state: State) -> str:
+        if not state.get("pending"):
+            return "finish"
+        if len(state.get("steps", [])) >= self.config.max_steps:
+            return "finish"
+        if time.time() - state["started_at"] > self.config.time_budget_s:
+            return "finish"
+        return "act"
+
+    # -- act ----------------------------------------------------------------------
+    def act(self, state: State) -> dict[str, Any]:
+        call = state["pending"]
+        index = len(state.get("steps", [])) + 1
+        writer = get_stream_writer()
+        writer({"event": "tool_start", "step": index, "tool": call["name"], "args": call["args"]})
+        result: dict[str, Any] = {"output_id": None, "seconds": 0.0, "error": None}
+        t0 = time.perf_counter()
+        try:
+            if call["name"] not in self.toolbox.tools:
+                raise ToolError(f"unknown tool {call['name']!r}")
+            args = self.toolbox.validate(call["name"], call["args"])
+            if args.image_id != state["current_id"]:
+                raise ToolError(f"image id {args.image_id!r} is not the current image {state['current_id']!r}")
+            run = self.toolbox.run(call["name"], args, ArtifactStore(state["run_dir"]))
+            result["output_id"] = run.output_id
+        except (ToolError, ValidationError, UnknownImageId, ValueError, RuntimeError, MemoryError) as exc:
+            result["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        result["seconds"] = round(time.perf_counter() - t0, 4)
+        writer({"event": "tool_end", "step": index, "tool": call["name"], **result})
+        return {"pending": {**call, **result}}
+
+    # -- observe ------------------------------------------------------------------
+    def observe(self, state: State) -> dict[str, Any]:
+        call = state["pending"]
+        tool = self.toolbox.tools.get(call["name"])
+        task = tool.spec.task if tool else "unknown"
+        before_q = state["quality"]
+        step = dict(
+            index=len(state.get("steps", [])) + 1,
+            tool=call["name"],
+            task=task,
+            args=call["args"],
+            input_id=state["current_id"],
+            output_id=call.get("output_id"),
+            quality_before=before_q,
+            seconds=call.get("seconds", 0.0),
+        )
+        update: dict[str, Any] = {"pending": None}
+        if call.get("error"):
+            accepted, reason = False, f"tool failed: {call['error']}"
+        else:
+            after = self.assessor(ArtifactStore(state["run_dir"]).get(call["output_id"]))
+            accepted, reason = judge(task, state["degradations"], after, before_q, self.config.accept_tolerance)
+            step.update(quality_after=after.quality, degradations_after=after.degradations)
+            if accepted:
+                update.update(
+                    current_id=call["output_id"],
+                    degradations=after.degradations,
+                    assessment=after.model_dump(),
+                    quality=after.quality,
+                )
+        record = Step(accepted=accepted, reason=reason, **step).model_dump()
+        verdict = "accepted" if accepted else "rolled back"
+        get_stream_writer()(
+            {
+                "event": "observed",
+                "step": record["index"],
+                "tool": record["tool"],
+                "accepted": accepted,
+                "reason": reason,
+                "quality_before": record["quality_before"],
+                "quality_after": record["quality_after"],
+            }
+        )
+        update["steps"] = [record]
+        update["messages"] = [ToolMessage(content=f"{verdict}: {reason}", tool_call_id=call["id"], name=call["name"])]
+        return update
+
+    # -- finish -------------------------------------------------------------------
+    def finish(self, state: State) -> dict[str, Any]:
+        store = ArtifactStore(state["run_dir"])
+        out = Path(state.get("output") or Path(state["run_dir"]) / "restored.png")
+        rgb = store.get(state["current_id"])
+        alpha = None
+        if state.get("alpha_id"):
+            alpha = store.get(state["alpha_id"])[..., 0]
+            if alpha.shape != rgb.shape[:2]:
+                import cv2
+
+                alpha = cv2.resize(alpha, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+        save_png(rgb, out, overwrite=bool(state.get("overwrite")) or not state.get("output"), alpha=alpha)
+        steps = state.get("steps", [])
+        if not state.get("pending") and len(steps) < self.config.max_steps:
+            reason = "the brain is done"
+        elif len(steps) >= self.config.max_steps:
+            reason = f"step budget ({self.config.max_steps}) reached"
+        else:
+            reason = f"time budget ({self.config.time_budget_s:g} s) reached"
+        get_stream_writer()({"event": "finished", "output": str(out), "reason": reason})
+        return {"output": str(out), "done_reason": reason, "pending": None}
+

@@ -1,0 +1,64 @@
+"""The graph state: ids and numbers only, never pixels.
+
+State values are plain JSON-able data (so any checkpointer and the LangGraph
+server can persist them); the pydantic models here validate them at the edges.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any
+
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
+from pydantic import BaseModel, Field
+from typing_extensions import NotRequired, TypedDict
+
+
+class RestoreInput(BaseModel):
+    """What a caller passes to ``graph.invoke``."""
+
+    image: str = Field(description="Path of the photo to restore (read, never modified).")
+    output: str | None = Field(default=None, description="Where to write the restored PNG (default: in the run folder).")
+    overwrite: bool = Field(default=False, description="Replace an existing output file.")
+
+
+class Step(BaseModel):
+    """One executed tool call and what the observer made of it."""
+
+    index: int
+    tool: str
+    task: str
+    args: dict[str, Any]
+    input_id: str
+    output_id: str | None = None
+    accepted: bool
+    reason: str
+    quality_before: float
+    quality_after: float | None = None
+    degradations_after: dict[str, float] = Field(default_factory=dict)
+    seconds: float
+
+
+class State(TypedDict):
+    # Input (validated by RestoreInput in the perceive node)
+    image: str
+    output: NotRequired[str | None]
+    overwrite: NotRequired[bool]
+    # Run bookkeeping
+    run_dir: NotRequired[str]
+    started_at: NotRequired[float]
+    original_id: NotRequired[str]
+    current_id: NotRequired[str]
+    alpha_id: NotRequired[str | None]
+    notes: NotRequired[list[str]]
+    # Perception
+    degradations: NotRequired[dict[str, float]]
+    assessment: NotRequired[dict[str, Any]]
+    quality: NotRequired[float]
+    plan: NotRequired[list[str]]
+    # Execution
+    pending: NotRequired[dict[str, Any] | None]
+    steps: NotRequired[Annotated[list[dict[str, Any]], operator.add]]
+    messages: NotRequired[Annotated[list[AnyMessage], add_messages]]
+    done_reason: NotRequired[str]

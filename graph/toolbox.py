@@ -1,0 +1,88 @@
+"""The tools of one graph: instantiated once, exposed to the brain as LangChain tools.
+
+Each restoration tool becomes a ``StructuredTool`` whose schema is the tool's
+pydantic ``Args``. The artifact store of the current run reaches the tool
+through the ``RunnableConfig`` (``configurable.run_dir``), so a tool only ever
+sees image ids, never paths chosen by a brain.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import StructuredTool
+
+from ..tools.base import RestorationTool, ToolArgs, ToolContext
+from ..tools.registry import ToolRegistry
+from ..tools.weights import WeightsResolver
+from .configuration import Configuration
+from .store import ArtifactStore
+
+
+@dataclass
+class ToolResult:
+    output_id: str
+    seconds: float
+
+
+class Toolbox:
+    """The available tools for a configuration, and the ones skipped (with why)."""
+
+    def __init__(self, registry: ToolRegistry, config: Configuration) -> None:
+        from ..tools.torch_tool import resolve_device
+
+        context = ToolContext(
+            weights=WeightsResolver(config.weights_dir, config.cache_dir, config.allow_download),
+            device=resolve_device(config.device),
+            tile_size=config.tile_size,
+            tile_overlap=config.tile_overlap,
+        )
+        self.tools, self.skipped = registry.instantiate(context, config.permissive_only)
+        self.langchain_tools = [self._as_langchain_tool(t) for t in self.tools.values()]
+
+    def tools_by_task(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = defaultdict(list)
+        for name, tool in self.tools.items():
+            out[tool.spec.task].append(name)
+        return dict(out)
+
+    def catalogue(self) -> str:
+        """A markdown list of the tools for the system prompt."""
+        lines = []
+        for name, tool in self.tools.items():
+            s = tool.spec
+            params = {k: v for k, v in tool.Args.model_json_schema()["properties"].items() if k != "image_id"}
+            extra = f" Parameters: {', '.join(params)}." if params else ""
+            lines.append(f"- `{name}` [{s.task}] {s.model}: {s.description}{extra} (~{s.cost:g} s/MP)")
+        return "\n".join(lines)
+
+    def validate(self, name: str, args: dict) -> ToolArgs:
+        """Validated arguments for tool ``name`` (KeyError / pydantic ValidationError)."""
+        return self.tools[name].Args.model_validate(args)
+
+    def run(self, name: str, args: ToolArgs, store: ArtifactStore) -> ToolResult:
+        tool = self.tools[name]
+        image = store.get(args.image_id)
+        t0 = time.perf_counter()
+        out = tool(image, args)
+        seconds = time.perf_counter() - t0
+        return ToolResult(store.put(out), seconds)
+
+    def _as_langchain_tool(self, tool: RestorationTool) -> StructuredTool:
+        name = tool.spec.name
+
+        def run_tool(config: RunnableConfig, **kwargs) -> str:
+            store = ArtifactStore(config["configurable"]["run_dir"])
+            result = self.run(name, tool.Args(**kwargs), store)
+            return result.output_id
+
+        return StructuredTool.from_function(
+            func=run_tool,
+            name=name,
+            description=f"[{tool.spec.task}] {tool.spec.model}: {tool.spec.description}",
+            args_schema=tool.Args,
+        )
+

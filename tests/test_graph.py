@@ -1,0 +1,181 @@
+"""The restoration loop: routing, rollback, budgets, events, and no pixels in state."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from restoreagent import Configuration, build_graph
+from restoreagent.graph.brains.offline import OfflinePolicy
+from restoreagent.tools import default_registry
+from restoreagent.tools.base import RestorationTool, ToolSpec
+from restoreagent.tools.registry import ToolRegistry
+from restoreagent.tools.synthesis import add_gaussian_noise
+
+
+class HarmfulDenoiser(RestorationTool):
+    """Claims to denoise; really adds more noise (forces a rollback)."""
+
+    spec = ToolSpec(
+        name="denoise_harmful", task="noise", model="harmful", license="MIT", commercial=True,
+        learned=False, cost=0.01, description="Makes noise worse (test only).",
+    )
+
+    def process(self, image, args):
+        rng = np.random.default_rng(0)
+        return np.clip(image + rng.normal(0, 0.15, image.shape), 0, 1).astype(np.float32)
+
+
+class BrokenTool(RestorationTool):
+    """Returns NaNs: the step must fail cleanly and be rolled back."""
+
+    spec = ToolSpec(
+        name="denoise_broken", task="noise", model="broken", license="MIT", commercial=True,
+        learned=False, cost=0.01, description="Returns NaN (test only).",
+    )
+
+    def process(self, image, args):
+        return np.full_like(image, np.nan)
+
+
+@pytest.fixture()
+def noisy_png(tmp_path: Path, clean_images) -> Path:
+    noisy = add_gaussian_noise(clean_images["astronaut"], 30, np.random.default_rng(0))
+    path = tmp_path / "noisy.png"
+    Image.fromarray((noisy * 255 + 0.5).astype(np.uint8)).save(path)
+    return path
+
+
+def _config(tmp_path: Path, **kw) -> Configuration:
+    return Configuration(work_dir=tmp_path / "runs", weights_dir=tmp_path / "no-weights", **kw)
+
+
+def _registry(*extra) -> ToolRegistry:
+    reg = ToolRegistry([c for c in default_registry.classes() if c.spec.name == "denoise_nlmeans"])
+    for cls in extra:
+        reg.register(cls)
+    return reg
+
+
+def _assert_no_pixels(value, path="state"):
+    """State must be small JSON-like data: no arrays, no bytes, no long lists."""
+    assert not isinstance(value, (np.ndarray, bytes, bytearray, memoryview)), path
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _assert_no_pixels(v, f"{path}.{k}")
+    elif isinstance(value, (list, tuple)):
+        assert len(value) < 1000, f"{path} has {len(value)} items"
+        for i, v in enumerate(value):
+            _assert_no_pixels(v, f"{path}[{i}]")
+
+
+def test_rollback_of_a_harmful_step(tmp_path, noisy_png):
+    brain = OfflinePolicy(preference={"noise": ("denoise_harmful", "denoise_nlmeans")})
+    graph = build_graph(_config(tmp_path), brain=brain, registry=_registry(HarmfulDenoiser))
+    state = graph.invoke({"image": str(noisy_png)})
+    steps = state["steps"]
+    assert [s["tool"] for s in steps[:2]] == ["denoise_harmful", "denoise_nlmeans"]
+    assert steps[0]["accepted"] is False and "noise" in steps[0]["reason"]
+    assert steps[0]["quality_after"] < steps[0]["quality_before"]
+    assert steps[1]["accepted"] is True
+    # The rolled-back image never became current: step 2 started from the original.
+    assert steps[1]["input_id"] == state["original_id"] == steps[0]["input_id"]
+    assert state["current_id"] == steps[1]["output_id"]
+    assert state["degradations"]["noise"] < steps[0]["degradations_after"]["noise"]
+
+
+def test_failing_tool_is_rolled_back_and_run_completes(tmp_path, noisy_png):
+    brain = OfflinePolicy(preference={"noise": ("denoise_broken", "denoise_nlmeans")})
+    graph = build_graph(_config(tmp_path), brain=brain, registry=_registry(BrokenTool))
+    state = graph.invoke({"image": str(noisy_png)})
+    first = state["steps"][0]
+    assert first["tool"] == "denoise_broken" and not first["accepted"]
+    assert "NaN" in first["reason"]
+    assert state["steps"][1]["accepted"]
+    assert Path(state["output"]).is_file()
+
+
+def test_state_holds_ids_not_pixels(tmp_path, noisy_png):
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    with SqliteSaver.from_conn_string(str(tmp_path / "ckpt.sqlite")) as saver:
+        graph = build_graph(_config(tmp_path), registry=_registry(), checkpointer=saver)
+        cfg = {"configurable": {"thread_id": "t1"}}
+        state = graph.invoke({"image": str(noisy_png)}, cfg)
+        _assert_no_pixels({k: v for k, v in state.items() if k != "messages"})
+        assert state["original_id"].startswith("img-") and state["current_id"].startswith("img-")
+        # Every persisted checkpoint is small: ids and numbers, not images.
+        history = list(graph.get_state_history(cfg))
+        assert len(history) > 4
+        for snap in history:
+            blob = json.dumps({k: v for k, v in snap.values.items() if k != "messages"}, default=str)
+            assert len(blob) < 20_000
+    image_bytes = noisy_png.stat().st_size
+    assert image_bytes > 50_000  # the pixels exist, just not in the state
+
+
+def test_step_budget_stops_the_loop(tmp_path, noisy_png):
+    graph = build_graph(_config(tmp_path, max_steps=1), registry=_registry())
+    state = graph.invoke({"image": str(noisy_png)})
+    assert len(state["steps"]) == 1
+    assert Path(state["output"]).is_file()
+
+
+def test_progress_events_are_streamed(tmp_path, noisy_png):
+    graph = build_graph(_config(tmp_path), registry=_registry())
+    events = [e for e in graph.stream({"image": str(noisy_png)}, stream_mode="custom")]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "assessed" and kinds[-1] == "finished"
+    assert {"tool_start", "tool_end", "observed"} <= set(kinds)
+    observed = next(e for e in events if e["event"] == "observed")
+    assert observed["quality_after"] is not None and observed["quality_before"] is not None
+
+
+def test_existing_output_is_not_overwritten(tmp_path, noisy_png):
+    target = tmp_path / "out.png"
+    target.write_bytes(b"keep me")
+    graph = build_graph(_config(tmp_path), registry=_registry())
+    with pytest.raises(FileExistsError):
+        graph.invoke({"image": str(noisy_png), "output": str(target)})
+    assert target.read_bytes() == b"keep me"
+    state = graph.invoke({"image": str(noisy_png), "output": str(target), "overwrite": True})
+    assert Image.open(state["output"]).size == (192, 192)
+
+
+def test_brain_cannot_pass_paths_or_unknown_ids(tmp_path, noisy_png):
+    """A brain that names a file path instead of an image id gets a failed step, not file access."""
+    from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
+    from langchain_core.messages import AIMessage
+
+    class ScriptedBrain(FakeMessagesListChatModel):
+        def bind_tools(self, tools, **kwargs):
+            return self
+
+    call = {"name": "denoise_nlmeans", "args": {"image_id": str(noisy_png)}, "id": "c1", "type": "tool_call"}
+    brain = ScriptedBrain(responses=[AIMessage(content="", tool_calls=[call]), AIMessage(content="done")])
+    state = build_graph(_config(tmp_path), brain=brain, registry=_registry()).invoke({"image": str(noisy_png)})
+    (step,) = state["steps"]
+    assert not step["accepted"] and "image id" in step["reason"]
+    assert state["current_id"] == state["original_id"]
+
+
+def test_tools_are_real_langchain_tools(tmp_path, noisy_png):
+    """The brain binds StructuredTools whose schema is the tool's pydantic Args; invoking one runs the tool."""
+    from langchain_core.tools import BaseTool
+
+    from restoreagent.graph.store import ArtifactStore
+    from restoreagent.graph.toolbox import Toolbox
+    from restoreagent.tools.imageio import load_image
+
+    box = Toolbox(_registry(), _config(tmp_path))
+    (tool,) = box.langchain_tools
+    assert isinstance(tool, BaseTool) and tool.name == "denoise_nlmeans"
+    assert "image_id" in tool.args
+    store = ArtifactStore(tmp_path / "store")
+    image_id = store.put(load_image(noisy_png).rgb)
+    new_id = tool.invoke({"image_id": image_id}, config={"configurable": {"run_dir": str(store.root)}})
+    assert new_id in store and new_id != image_id

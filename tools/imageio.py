@@ -1,0 +1,118 @@
+"""Reading photos into float RGB arrays and writing results safely.
+
+Reading applies the EXIF orientation, converts every mode (palette, grayscale,
+16-bit, CMYK, alpha) to RGB float32 in [0, 1] and keeps the alpha channel aside
+so that it can be put back on the restored image. Writing is atomic: a temp
+file in the target folder, then a rename; an existing file is only replaced
+when asked.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+
+class ImageError(ValueError):
+    """An input that is not a readable image (one-line message for the user)."""
+
+
+@dataclass
+class LoadedImage:
+    rgb: np.ndarray  # H×W×3 float32 in [0, 1]
+    alpha: np.ndarray | None  # H×W float32 in [0, 1], or None
+    mode: str  # the file's original mode
+    notes: list[str]
+
+
+def _to_float(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 255.0
+    if arr.dtype == np.uint16:
+        return arr.astype(np.float32) / 65535.0
+    if arr.dtype in (np.int32, np.uint32):  # Pillow's "I" mode: 16-bit PNGs usually land here
+        return np.clip(arr.astype(np.float32) / 65535.0, 0, 1)
+    if np.issubdtype(arr.dtype, np.floating):
+        return np.clip(arr.astype(np.float32), 0, 1)
+    return arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
+
+
+def load_image(path: str | os.PathLike) -> LoadedImage:
+    """Read ``path`` as RGB float32; raise :class:`ImageError` with a clear reason."""
+    p = Path(path)
+    if not p.exists():
+        raise ImageError(f"{p}: no such file")
+    if p.is_dir():
+        raise ImageError(f"{p}: is a folder, not an image")
+    if p.stat().st_size == 0:
+        raise ImageError(f"{p}: file is empty")
+    notes: list[str] = []
+    try:
+        with Image.open(p) as im:
+            if getattr(im, "n_frames", 1) > 1:
+                notes.append(f"{getattr(im, 'n_frames')} frames: using the first")
+            im.seek(0)
+            im = ImageOps.exif_transpose(im)
+            im.load()
+            return _convert(im, notes)
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{p}: too many pixels ({exc}); raise the limit if you trust this file") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{p}: not an image Pillow can read") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{p}: corrupt or truncated image ({exc})") from None
+
+
+def _convert(im: Image.Image, notes: list[str]) -> LoadedImage:
+    mode = im.mode
+    alpha = None
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    elif mode == "CMYK":
+        im = im.convert("RGB")
+        notes.append("CMYK converted to RGB")
+    elif mode in ("LA", "PA"):
+        im = im.convert("RGBA")
+    if im.mode == "RGBA":
+        arr = np.asarray(im)
+        alpha = arr[..., 3].astype(np.float32) / 255.0
+        rgb = arr[..., :3].astype(np.float32) / 255.0
+    elif im.mode == "RGB":
+        rgb = np.asarray(im).astype(np.float32) / 255.0
+    elif im.mode in ("L", "1", "I", "I;16", "I;16B", "I;16L", "F"):
+        gray = _to_float(np.asarray(im.convert("L") if im.mode == "1" else im))
+        rgb = np.repeat(gray[..., None], 3, axis=2)
+    else:
+        rgb = np.asarray(im.convert("RGB")).astype(np.float32) / 255.0
+    return LoadedImage(np.ascontiguousarray(rgb, dtype=np.float32), alpha, mode, notes)
+
+
+def to_uint8(rgb: np.ndarray) -> np.ndarray:
+    return (np.clip(rgb, 0, 1) * 255.0 + 0.5).astype(np.uint8)
+
+
+def save_png(
+    rgb: np.ndarray, path: str | os.PathLike, overwrite: bool = False, alpha: np.ndarray | None = None
+) -> Path:
+    """Write an 8-bit PNG atomically. Refuses to replace a file unless ``overwrite``."""
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise FileExistsError(f"{p} exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    arr = to_uint8(rgb)
+    if alpha is not None and alpha.shape == arr.shape[:2]:
+        arr = np.dstack([arr, to_uint8(alpha)])
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        Image.fromarray(arr).save(tmp, format="PNG")
+        os.replace(tmp, p)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return p

@@ -1,0 +1,1 @@
+"""Network architectures (our own nn.Modules, matching the published tensor names)."""

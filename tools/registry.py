@@ -1,0 +1,87 @@
+"""The tool registry: adding a model is one decorated class.
+
+``@register`` adds a :class:`RestorationTool` subclass to the default registry
+at import time. A :class:`ToolRegistry` can be copied and extended (tests add a
+deliberately harmful tool that way) and is passed to ``build_graph``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from .base import RestorationTool, ToolContext, ToolUnavailable
+
+
+@dataclass(frozen=True)
+class ToolStatus:
+    """Whether a registered tool can run here, and if not, why."""
+
+    name: str
+    tool_class: type[RestorationTool]
+    available: bool
+    reason: str = ""
+
+
+class ToolRegistry:
+    """A name → tool-class mapping with availability checks."""
+
+    def __init__(self, classes: Iterable[type[RestorationTool]] = ()) -> None:
+        self._classes: dict[str, type[RestorationTool]] = {}
+        for cls in classes:
+            self.register(cls)
+
+    def register(self, cls: type[RestorationTool]) -> type[RestorationTool]:
+        """Add a tool class; usable as a class decorator."""
+        name = cls.spec.name
+        if name in self._classes and self._classes[name] is not cls:
+            raise ValueError(f"a tool named {name!r} is already registered")
+        self._classes[name] = cls
+        return cls
+
+    def copy(self) -> "ToolRegistry":
+        return ToolRegistry(self._classes.values())
+
+    def names(self) -> list[str]:
+        return list(self._classes)
+
+    def classes(self) -> list[type[RestorationTool]]:
+        return list(self._classes.values())
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._classes
+
+    def __getitem__(self, name: str) -> type[RestorationTool]:
+        return self._classes[name]
+
+    def status(self, context: ToolContext, permissive_only: bool = False) -> list[ToolStatus]:
+        """Check every tool: weights present and verified, licence allowed."""
+        out = []
+        for name, cls in self._classes.items():
+            if permissive_only and not cls.spec.commercial:
+                out.append(ToolStatus(name, cls, False, f"licence {cls.spec.license} excluded by --permissive-only"))
+                continue
+            try:
+                cls(context).check_available()
+            except ToolUnavailable as exc:
+                out.append(ToolStatus(name, cls, False, str(exc)))
+            else:
+                out.append(ToolStatus(name, cls, True))
+        return out
+
+    def instantiate(
+        self, context: ToolContext, permissive_only: bool = False
+    ) -> tuple[dict[str, RestorationTool], list[ToolStatus]]:
+        """Instances of the available tools, plus the status of those skipped."""
+        tools: dict[str, RestorationTool] = {}
+        skipped: list[ToolStatus] = []
+        for st in self.status(context, permissive_only):
+            if st.available:
+                tools[st.name] = st.tool_class(context)
+            else:
+                skipped.append(st)
+        return tools, skipped
+
+
+default_registry = ToolRegistry()
+register = default_registry.register
