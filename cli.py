@@ -19,8 +19,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="RestoreAgent: restore photos with several degradations at once, offline.",
 )
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def user_errors(fn: Callable) -> Callable:
@@ -221,12 +221,12 @@ def list_tools(
 
     config = _config(weights_dir, None, None, permissive_only)
     toolbox = Toolbox(default_registry, config)
-    table = Table("task", "tool", "model", "licence", "status")
+    table = Table("task", "tool", "licence", "status")
     rows = [(t.spec, "[green]available[/]") for t in toolbox.tools.values()]
     rows += [(s.tool_class.spec, f"[red]missing[/]: {s.reason}") for s in toolbox.skipped]
     for spec, status in sorted(rows, key=lambda r: (r[0].task, r[0].name)):
         lic = spec.license + ("" if spec.commercial else " (non-commercial)")
-        table.add_row(spec.task, spec.name, spec.model, lic, status)
+        table.add_row(spec.task, spec.name, lic, status)
     out.print(table)
 
 

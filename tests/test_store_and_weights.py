@@ -91,7 +91,7 @@ def test_resolver_downloads_verifies_and_caches(tmp_path):
     src.write_bytes(payload)
     entry = _entry(tmp_path, payload, url=src.as_uri())
     offline = WeightsResolver(None, tmp_path / "cache", allow_download=False, manifest={"toy": entry})
-    with pytest.raises(ToolUnavailable, match="allow downloads"):
+    with pytest.raises(ToolUnavailable, match="RESTOREAGENT_ALLOW_DOWNLOAD"):
         offline.resolve("toy")
     online = WeightsResolver(None, tmp_path / "cache", allow_download=True, manifest={"toy": entry})
     path = online.resolve("toy")

@@ -97,14 +97,11 @@ class WeightsResolver:
                 return path
         if self.allow_download and entry.url:
             return self.download(weights_id)
-        where = " or ".join(str(c.parent) for c in candidates)
         if entry.url is None:
-            hint = "no public download exists; set RESTOREAGENT_WEIGHTS_DIR to a folder that has it"
-        elif not self.allow_download:
-            hint = "set RESTOREAGENT_WEIGHTS_DIR, or allow downloads (--download)"
+            hint = "no public download; set RESTOREAGENT_WEIGHTS_DIR to a folder that has it"
         else:
-            hint = "download failed"
-        raise ToolUnavailable(f"weights {entry.file} not found in {where}: {hint}")
+            hint = "set RESTOREAGENT_WEIGHTS_DIR, or allow downloads (RESTOREAGENT_ALLOW_DOWNLOAD=1)"
+        raise ToolUnavailable(f"weights {entry.file} not found ({hint})")
 
     def _verify(self, path: Path, entry: WeightsEntry) -> None:
         st = path.stat()
