@@ -23,6 +23,10 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
+class CliError(Exception):
+    """A usage problem reported in one line."""
+
+
 def user_errors(fn: Callable) -> Callable:
     """Turn expected failures into one line on stderr and exit code 2 (no traceback)."""
 
@@ -35,7 +39,7 @@ def user_errors(fn: Callable) -> Callable:
 
         try:
             return fn(*args, **kwargs)
-        except (ImageError, FileExistsError, FileNotFoundError, IsADirectoryError, PermissionError, ToolError) as exc:
+        except (CliError, ImageError, FileExistsError, FileNotFoundError, IsADirectoryError, PermissionError, ToolError) as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         except ValidationError as exc:
             first = exc.errors()[0]
@@ -228,6 +232,67 @@ def list_tools(
         lic = spec.license + ("" if spec.commercial else " (non-commercial)")
         table.add_row(spec.task, spec.name, lic, status)
     out.print(table)
+
+
+@app.command("bench-tools")
+@user_errors
+def bench_tools(
+    images: int = typer.Option(24, "--images", min=1, help="Held-out images per tool."),
+    crop: int = typer.Option(256, "--crop", min=32, help="Centre-crop size (pixels)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the degradation parameters."),
+    clean_dir: Optional[Path] = typer.Option(None, "--clean-dir", help="Folder of clean sets (default ../shared/data/clean)."),
+    out_md: Path = typer.Option(Path("docs/TOOLS.md"), "--out", help="Markdown table to write."),
+    scores: Path = typer.Option(Path("checkpoints/tool_scores.json"), "--scores", help="Machine-readable scores to write."),
+    weights_dir: Optional[Path] = WeightsOpt,
+    threads: int = typer.Option(1, "--threads", min=1, help="torch/OpenCV threads (timings depend on it)."),
+) -> None:
+    """Measure every available tool on its own degradation (held-out images); write docs/TOOLS.md."""
+    import cv2
+    import torch
+
+    from .graph.toolbox import Toolbox
+    from .tools import default_registry
+    from .tools.toolbench import bench_tools as run_bench
+    from .tools.toolbench import machine_meta, render_markdown, write_markdown, write_scores
+
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+    toolbox = Toolbox(default_registry, _config(weights_dir, "cpu", None, False))
+    _print_skipped(toolbox)
+    command = f"restoreagent bench-tools --images {images} --crop {crop} --seed {seed} --threads {threads}"
+    meta = machine_meta(images, crop, seed, command)
+    results = run_bench(toolbox.tools, clean_dir, images, crop, seed, progress=lambda n: err.print(f"measuring {n} …"))
+    write_scores(results, scores, meta)
+    write_markdown(render_markdown(results, meta, [(s.name, s.reason) for s in toolbox.skipped]), out_md)
+    for r in results:
+        gain = "failed: " + r["error"] if r["error"] else f"{r['psnr_gain']:+.2f} dB, {r['s_per_mp']:.2f} s/MP"
+        out.print(f"{r['task']:>15}  {r['name']:<26} {gain}", highlight=False)
+    out.print(f"wrote {out_md} and {scores}", highlight=False)
+
+
+@app.command()
+@user_errors
+def degrade(
+    input: Path = typer.Argument(..., help="A clean photo (never modified)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the degraded PNG."),
+    combo: str = typer.Option(..., "--combo", help="Degradations joined by '+', e.g. noise+jpeg or haze+motion+lowres."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the MiO-protocol parameters."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+) -> None:
+    """Synthesize degradations with AgenticIR's MiO protocol (seeded, reproducible)."""
+    from .tools.imageio import load_image, save_png
+    from .tools.synthesis import degrade as synthesize
+    from .tools.synthesis import parse_combo
+
+    try:
+        names = parse_combo(combo)
+    except ValueError as exc:
+        raise CliError(f"--combo: {exc}") from None
+    if output.exists() and not overwrite:
+        raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
+    image, params = synthesize(load_image(input).rgb, names, seed)
+    save_png(image, output, overwrite=overwrite)
+    sys.stdout.write(json.dumps({"output": str(output), "combo": list(names), "seed": seed, "params": params}) + "\n")
 
 
 def main() -> None:

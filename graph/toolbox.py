@@ -17,6 +17,7 @@ from langchain_core.tools import StructuredTool
 
 from ..tools.base import RestorationTool, ToolArgs, ToolContext
 from ..tools.registry import ToolRegistry
+from ..tools.toolbench import load_scores
 from ..tools.weights import WeightsResolver
 from .configuration import Configuration
 from .store import ArtifactStore
@@ -40,10 +41,19 @@ class Toolbox:
             tile_size=config.tile_size,
             tile_overlap=config.tile_overlap,
         )
-        self.tools, self.skipped = registry.instantiate(context, config.permissive_only)
+        tools, self.skipped = registry.instantiate(context, config.permissive_only)
+        self.scores = load_scores()
+        # Best measured gain first (docs/TOOLS.md); unmeasured tools after, learned before classical.
+        ranked = sorted(tools.items(), key=lambda kv: self._rank(kv[1]))
+        self.tools: dict[str, RestorationTool] = dict(ranked)
         self.langchain_tools = [self._as_langchain_tool(t) for t in self.tools.values()]
 
+    def _rank(self, tool: RestorationTool) -> tuple:
+        gain = (self.scores.get(tool.spec.name) or {}).get("psnr_gain")
+        return (gain is None, -(gain or 0.0), not tool.spec.learned, tool.spec.cost)
+
     def tools_by_task(self) -> dict[str, list[str]]:
+        """Tool names per task, best measured first."""
         out: dict[str, list[str]] = defaultdict(list)
         for name, tool in self.tools.items():
             out[tool.spec.task].append(name)
@@ -56,7 +66,9 @@ class Toolbox:
             s = tool.spec
             params = {k: v for k, v in tool.Args.model_json_schema()["properties"].items() if k != "image_id"}
             extra = f" Parameters: {', '.join(params)}." if params else ""
-            lines.append(f"- `{name}` [{s.task}] {s.model}: {s.description}{extra} (~{s.cost:g} s/MP)")
+            gain = (self.scores.get(name) or {}).get("psnr_gain")
+            measured = f"measured gain {gain:+.2f} dB, " if gain is not None else ""
+            lines.append(f"- `{name}` [{s.task}] {s.model}: {s.description}{extra} ({measured}~{s.cost:g} s/MP)")
         return "\n".join(lines)
 
     def validate(self, name: str, args: dict) -> ToolArgs:

@@ -9,8 +9,8 @@ it or with any tool-calling LLM.
 Its rules (replaced by a learned policy in the planning work):
 * tasks in a fixed order, mostly undoing the imaging chain backwards
   (:data:`TASK_ORDER`), skipping degradations below the presence threshold;
-* per task, the preferred tools first (:data:`TOOL_PREFERENCE`), then any
-  other bound tool for that task;
+* per task, the tools in the order the context lists them (best measured
+  gain first, from ``docs/TOOLS.md``), after any ``preference`` override;
 * never the same tool twice in a run; after a roll-back the next candidate.
 """
 
@@ -41,13 +41,6 @@ TASK_ORDER: tuple[str, ...] = (
     "low_resolution",
 )
 
-#: Best-first tools per task; tools not listed come after, in catalogue order.
-TOOL_PREFERENCE: dict[str, tuple[str, ...]] = {
-    "jpeg": ("jpeg_dncnn3", "jpeg_deblock"),
-    "noise": ("denoise_ffdnet", "denoise_dncnn", "denoise_oidn", "denoise_nlmeans"),
-    "low_light": ("lowlight_gamma", "lowlight_zero_dce", "lowlight_zero_dce_pp", "lowlight_clahe"),
-}
-
 _JSON_BLOCK = re.compile(r"```json\s*(\{.*?\})\s*```", re.DOTALL)
 
 
@@ -64,7 +57,7 @@ def parse_context(messages: Sequence[BaseMessage]) -> dict[str, Any] | None:
 
 
 def choose(
-    context: dict[str, Any], bound: Sequence[str], preference: dict[str, tuple[str, ...]] = TOOL_PREFERENCE
+    context: dict[str, Any], bound: Sequence[str], preference: dict[str, tuple[str, ...]] | None = None
 ) -> tuple[str, str] | None:
     """The next (task, tool) for ``context``, or None when there is nothing to do."""
     severities: dict[str, float] = context.get("degradations", {})
@@ -75,7 +68,7 @@ def choose(
         if severities.get(task, 0.0) < threshold:
             continue
         offered = [t for t in tools_by_task.get(task, []) if t in bound]
-        ranked = [t for t in preference.get(task, ()) if t in offered]
+        ranked = [t for t in (preference or {}).get(task, ()) if t in offered]
         ranked += [t for t in offered if t not in ranked]
         for tool in ranked:
             if tool not in used:
@@ -86,8 +79,8 @@ def choose(
 class OfflinePolicy(BaseChatModel):
     """A rule-based, offline brain with the tool-calling chat-model interface."""
 
-    preference: dict[str, tuple[str, ...]] = TOOL_PREFERENCE
-    """Best-first tool names per task (unlisted tools of a task come after)."""
+    preference: dict[str, tuple[str, ...]] = {}
+    """Override: best-first tool names per task, tried before the context's order."""
 
     @property
     def _llm_type(self) -> str:
