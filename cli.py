@@ -295,6 +295,37 @@ def degrade(
     sys.stdout.write(json.dumps({"output": str(output), "combo": list(names), "seed": seed, "params": params}) + "\n")
 
 
+@app.command()
+@user_errors
+def bench(
+    images: Path = typer.Option(..., "--images", help="Folder of clean images (e.g. ../shared/data/clean/kodak24)."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder for results.json, summary.md and contact.png."),
+    planners: str = typer.Option("agent,oracle,fixed,random,allinone", "--planners", help="Comma-separated planners."),
+    limit: int = typer.Option(16, "--limit", min=1, help="Number of cases (the 16 MiO combinations cycle)."),
+    crop: int = typer.Option(256, "--crop", min=32, help="Centre-crop size of each clean image."),
+    seed: int = typer.Option(0, "--seed", help="Seed of degradations and the random planner."),
+    weights_dir: Optional[Path] = WeightsOpt,
+    permissive_only: bool = PermissiveOpt,
+) -> None:
+    """Run planners on MiO-protocol cases and compare them with the exhaustive oracle."""
+    from .graph.graph import build_graph
+    from .graph.planning.benchmark import PLANNERS, make_cases, run_benchmark
+    from .graph.toolbox import Toolbox
+    from .tools import default_registry
+
+    chosen = tuple(p.strip() for p in planners.split(",") if p.strip())
+    unknown = [p for p in chosen if p not in PLANNERS]
+    if unknown:
+        raise CliError(f"--planners: unknown {', '.join(unknown)}; choose from {', '.join(PLANNERS)}")
+    config = _config(weights_dir, None, None, permissive_only)
+    toolbox = Toolbox(default_registry, config)
+    _print_skipped(toolbox)
+    cases = make_cases(images, limit, crop, seed)
+    graph = build_graph(config, toolbox=toolbox)
+    run_benchmark(cases, out_dir, toolbox, graph, chosen, seed, progress=lambda m: err.print(m, highlight=False))
+    out.print((out_dir / "summary.md").read_text(), highlight=False)
+
+
 def main() -> None:
     app()
 

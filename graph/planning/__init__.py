@@ -1,0 +1,1 @@
+"""Planning: the exhaustive oracle, baseline planners and the MiO benchmark."""
