@@ -1,0 +1,68 @@
+"""The exhaustive oracle, the baselines and `restoreagent bench`."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from restoreagent.graph.planning.baselines import FIXED_ORDER, fixed_pipeline, random_pipeline
+from restoreagent.graph.planning.oracle import enumerate_pipelines, run_oracle
+from restoreagent.tools import default_registry
+from restoreagent.tools.synthesis import add_gaussian_noise, darken
+
+
+def test_enumeration_counts_orders_times_tools():
+    by_task = {"noise": ["a", "b", "c"], "jpeg": ["d", "e"], "haze": ["f"]}
+    pipes = enumerate_pipelines(["noise", "jpeg", "haze"], by_task)
+    assert len(pipes) == math.factorial(3) * 3 * 2 * 1 == len(set(pipes))
+
+
+def test_oracle_shares_prefixes_and_finds_the_best(offline_context, clean_images):
+    names = ["denoise_nlmeans", "denoise_oidn", "lowlight_gamma", "lowlight_clahe"]
+    tools = {n: default_registry[n](offline_context) for n in names}
+    clean = clean_images["coffee"][:96, :96]
+    degraded = add_gaussian_noise(darken(clean, 0.55), 25, np.random.default_rng(0))
+    runs = []
+    result = run_oracle(degraded, clean, ["noise", "low_light"], tools, on_run=runs.append)
+    assert len(result.leaves) == 2 * 2 * 2
+    # Prefix tree: 2 orders × 2 first tools, then 4 prefixes × 2 second tools.
+    assert result.tool_runs == len(runs) == 4 + 8
+    assert len(set(runs)) == len(runs)
+    best = result.best
+    assert all(best.score >= leaf.score for leaf in result.leaves)
+    assert result.rank(best.pipeline) == 1 and result.percentile(best.score) == 100.0
+    assert best.psnr > result.input_psnr + 3
+    with pytest.raises(KeyError):
+        result.rank(("lowlight_gamma",))
+
+
+def test_baselines_follow_their_rules():
+    by_task = {"noise": ["n1", "n2"], "jpeg": ["j1"], "low_light": ["l1", "l2"]}
+    assert fixed_pipeline(["low_light", "noise", "jpeg"], by_task) == ("j1", "n1", "l1")
+    assert FIXED_ORDER.index("jpeg") == 0
+    rng = np.random.default_rng(0)
+    seen = {random_pipeline(["noise", "low_light"], by_task, rng) for _ in range(50)}
+    assert len(seen) > 4 and all(len(p) == 2 for p in seen)
+
+
+def test_bench_command_writes_results_summary_and_picture(tmp_path, shared_dir):
+    env = {**os.environ, "RESTOREAGENT_WORK_DIR": str(tmp_path / "runs"), "RESTOREAGENT_WEIGHTS_DIR": str(tmp_path / "none")}
+    # Case 3 of the cycle is dark+noise, which the weight-free tools cover.
+    res = subprocess.run([sys.executable, "-m", "restoreagent", "bench", "--images", str(shared_dir / "data/clean/kodak24"),
+                          "--out", "out", "--limit", "3", "--crop", "64"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=600, env=env)
+    assert res.returncode == 0, res.stderr
+    report = json.loads((tmp_path / "out/results.json").read_text())
+    case = next(c for c in report["cases"] if c["combo"] == ["low_light", "noise"])
+    for planner in ("agent", "oracle", "fixed", "random"):
+        assert {"psnr", "ssim", "executions", "seconds", "pipeline"} <= set(case[planner])
+    assert case["oracle"]["score"] >= max(case[p]["score"] for p in ("fixed", "random")) - 1e-9
+    assert 0 <= case["agent"]["percentile"] <= 100
+    assert "## Group A" in (tmp_path / "out/summary.md").read_text()
+    assert (tmp_path / "out/contact.png").is_file()
