@@ -1,21 +1,27 @@
 """Reading photos into float RGB arrays and writing results safely.
 
-Reading applies the EXIF orientation, converts every mode (palette, grayscale,
-16-bit, CMYK, alpha) to RGB float32 in [0, 1] and keeps the alpha channel aside
-so that it can be put back on the restored image. Writing is atomic: a temp
+Reading applies the EXIF orientation, converts an embedded ICC profile to sRGB
+(so results are always written as plain sRGB PNGs), converts every mode
+(palette, grayscale, 16-bit, CMYK, alpha) to RGB float32 in [0, 1] and keeps
+the alpha channel aside so that it can be put back on the restored image.
+Multi-frame files (GIF, TIFF pages) give their first frame, with a note. Writing is atomic: a temp
 file in the target folder, then a rename; an existing file is only replaced
 when asked.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+#: Default cap on pixels per image (Pillow's own bomb limit); ``load_image(max_pixels=...)`` changes it.
+MAX_PIXELS = 178_956_970
 
 
 class ImageError(ValueError):
@@ -42,8 +48,12 @@ def _to_float(arr: np.ndarray) -> np.ndarray:
     return arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
 
 
-def load_image(path: str | os.PathLike) -> LoadedImage:
-    """Read ``path`` as RGB float32; raise :class:`ImageError` with a clear reason."""
+def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> LoadedImage:
+    """Read ``path`` as RGB float32; raise :class:`ImageError` with a clear reason.
+
+    ``max_pixels`` guards against decompression bombs: larger images are refused
+    before any pixel is decoded.
+    """
     p = Path(path)
     if not p.exists():
         raise ImageError(f"{p}: no such file")
@@ -54,18 +64,46 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
     notes: list[str] = []
     try:
         with Image.open(p) as im:
+            w, h = im.size
+            if w * h > max_pixels:
+                raise ImageError(
+                    f"{p}: {w}×{h} = {w * h / 1e6:.0f} MP exceeds the limit of {max_pixels / 1e6:.0f} MP "
+                    "(raise max_pixels / --max-pixels if you trust this file)"
+                )
             if getattr(im, "n_frames", 1) > 1:
                 notes.append(f"{getattr(im, 'n_frames')} frames: using the first")
             im.seek(0)
             im = ImageOps.exif_transpose(im)
             im.load()
+            im = _to_srgb(im, notes)
             return _convert(im, notes)
+    except ImageError:
+        raise
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{p}: too many pixels ({exc}); raise the limit if you trust this file") from None
+        raise ImageError(f"{p}: too many pixels ({exc})") from None
     except UnidentifiedImageError:
         raise ImageError(f"{p}: not an image Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{p}: corrupt or truncated image ({exc})") from None
+
+
+def _to_srgb(im: Image.Image, notes: list[str]) -> Image.Image:
+    """Convert an embedded ICC profile to sRGB; keep alpha; never fail on a bad profile."""
+    icc = im.info.get("icc_profile")
+    if not icc or im.mode not in ("RGB", "RGBA", "CMYK"):
+        return im
+    try:
+        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        dst = ImageCms.createProfile("sRGB")
+        alpha = im.getchannel("A") if im.mode == "RGBA" else None
+        rgb = ImageCms.profileToProfile(im.convert("RGB") if alpha else im, src, dst, outputMode="RGB")
+        notes.append("ICC profile converted to sRGB")
+        if alpha is not None:
+            rgb.putalpha(alpha)
+        return rgb
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        notes.append("ICC profile unreadable: colours taken as sRGB")
+        return im
 
 
 def _convert(im: Image.Image, notes: list[str]) -> LoadedImage:
