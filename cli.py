@@ -53,7 +53,10 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def _config(weights_dir: Optional[Path], device: Optional[str], max_steps: Optional[int], permissive_only: bool, work_dir: Optional[Path] = None):
+def _config(
+    weights_dir: Optional[Path], device: Optional[str], max_steps: Optional[int], permissive_only: bool,
+    max_pixels: Optional[int] = None,
+):
     from .graph.configuration import Configuration
 
     return Configuration.from_env(
@@ -61,7 +64,7 @@ def _config(weights_dir: Optional[Path], device: Optional[str], max_steps: Optio
         device=device,
         max_steps=max_steps,
         permissive_only=permissive_only or None,
-        work_dir=work_dir,
+        max_pixels=max_pixels,
     )
 
 
@@ -117,6 +120,7 @@ def restore(
     device: Optional[str] = DeviceOpt,
     max_steps: Optional[int] = StepsOpt,
     permissive_only: bool = PermissiveOpt,
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Refuse larger inputs (default 179 M)."),
 ) -> None:
     """Restore INPUT and write the result to OUTPUT."""
     from .graph.api import restore as run_restore
@@ -128,8 +132,8 @@ def restore(
     for path, what in ((output, "output"), (report, "report")):
         if path is not None and path.exists() and not overwrite:
             raise FileExistsError(f"{what} {path} exists; pass --overwrite to replace it")
-    load_image(input)  # fail fast, before any model loads, on a bad input
-    config = _config(weights_dir, device, max_steps, permissive_only)
+    config = _config(weights_dir, device, max_steps, permissive_only, max_pixels)
+    load_image(input, config.max_pixels)  # fail fast, before any model loads, on a bad input
     toolbox = Toolbox(default_registry, config)
     _print_skipped(toolbox)
     graph = build_graph(config, toolbox=toolbox)

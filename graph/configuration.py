@@ -33,6 +33,9 @@ class Configuration(BaseModel):
     tile_overlap: int = Field(default=32, ge=0, description="Overlap between tiles, blended.")
     max_steps: int = Field(default=8, ge=1, le=64, description="Step budget: tool executions per run.")
     time_budget_s: float = Field(default=600.0, gt=0, description="Time budget per run, seconds.")
+    max_pixels: int = Field(
+        default=178_956_970, ge=1, description="Refuse larger inputs (decompression-bomb guard)."
+    )
     permissive_only: bool = Field(default=False, description="Exclude non-commercial and research-only models.")
     accept_tolerance: float = Field(
         default=0.03, ge=0, le=1, description="How much any other degradation may rise before a step is rolled back."

@@ -67,7 +67,7 @@ class Nodes:
         )
         if request.output and Path(request.output).exists() and not request.overwrite:
             raise FileExistsError(f"{request.output} exists; pass overwrite=True (CLI: --overwrite) to replace it")
-        loaded = load_image(request.image)
+        loaded = load_image(request.image, self.config.max_pixels)
         run_dir = Path(self.config.work_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
         store = ArtifactStore(run_dir)
         original = store.put(loaded.rgb)

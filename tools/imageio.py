@@ -67,7 +67,7 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> LoadedI
             w, h = im.size
             if w * h > max_pixels:
                 raise ImageError(
-                    f"{p}: {w}×{h} = {w * h / 1e6:.0f} MP exceeds the limit of {max_pixels / 1e6:.0f} MP "
+                    f"{p}: {w}×{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,} "
                     "(raise max_pixels / --max-pixels if you trust this file)"
                 )
             if getattr(im, "n_frames", 1) > 1:
