@@ -112,8 +112,8 @@ PermissiveOpt = typer.Option(False, "--permissive-only", help="Use only models w
 @app.command()
 @user_errors
 def restore(
-    input: Path = typer.Argument(..., help="The photo to restore (never modified)."),
-    output: Path = typer.Option(..., "-o", "--output", help="Where to write the restored PNG."),
+    input: Path = typer.Argument(..., help="The photo to restore, or a folder of photos (never modified)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Restored PNG, or a folder for a batch."),
     report: Optional[Path] = typer.Option(None, "--report", help="Also write a JSON report here."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output/report files."),
     weights_dir: Optional[Path] = WeightsOpt,
@@ -122,25 +122,82 @@ def restore(
     permissive_only: bool = PermissiveOpt,
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Refuse larger inputs (default 179 M)."),
 ) -> None:
-    """Restore INPUT and write the result to OUTPUT."""
-    from .graph.api import restore as run_restore
+    """Restore INPUT and write the result to OUTPUT (a folder: every photo in it, resumably)."""
     from .graph.graph import build_graph
     from .graph.toolbox import Toolbox
     from .tools import default_registry
     from .tools.imageio import load_image
 
-    for path, what in ((output, "output"), (report, "report")):
-        if path is not None and path.exists() and not overwrite:
-            raise FileExistsError(f"{what} {path} exists; pass --overwrite to replace it")
+    if report is not None and report.exists() and not overwrite:
+        raise FileExistsError(f"report {report} exists; pass --overwrite to replace it")
     config = _config(weights_dir, device, max_steps, permissive_only, max_pixels)
-    load_image(input, config.max_pixels)  # fail fast, before any model loads, on a bad input
+    if input.is_dir():
+        if output.exists() and not output.is_dir():
+            raise CliError(f"{output} is a file; a folder input needs a folder output")
+    else:
+        if output.exists() and not overwrite:
+            raise FileExistsError(f"output {output} exists; pass --overwrite to replace it")
+        load_image(input, config.max_pixels)  # fail fast, before any model loads, on a bad input
     toolbox = Toolbox(default_registry, config)
     _print_skipped(toolbox)
     graph = build_graph(config, toolbox=toolbox)
+    if input.is_dir():
+        results = _restore_folder(input, output, graph, config, overwrite)
+        if report is not None:
+            _write_json_atomic(results, report, overwrite)
+        if any(r["status"] == "failed" for r in results):
+            raise typer.Exit(1)
+        return
+    from .graph.api import restore as run_restore
+
     result = run_restore(input, output, overwrite=overwrite, config=config, graph=graph, on_event=_progress_printer())
     if report is not None:
         _write_json_atomic(result.model_dump(mode="json"), report, overwrite)
     out.print(f"wrote {result.output}", highlight=False)
+
+
+def _restore_folder(folder: Path, out_dir: Path, graph: Any, config: Any, overwrite: bool) -> list[dict]:
+    """Restore every photo in ``folder``; skip finished ones (resumable), list failures, keep going."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .graph.api import restore as run_restore
+    from .tools.datasets import IMAGE_SUFFIXES
+    from .tools.imageio import ImageError
+
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + (".webp", ".gif"))
+    if not files:
+        raise CliError(f"{folder}: no images found")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results: list[dict] = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err) as bar:
+        task = bar.add_task("restoring", total=len(files))
+        for path in files:
+            target = out_dir / f"{path.stem}.png"
+            bar.update(task, description=path.name)
+            row: dict[str, Any] = {"input": str(path), "output": str(target)}
+            if target.exists() and not overwrite:
+                row["status"] = "skipped (done)"
+            else:
+                try:
+                    r = run_restore(path, target, overwrite=overwrite, config=config, graph=graph)
+                    row.update(status="restored", pipeline=[s.tool for s in r.accepted_steps],
+                               quality_before=r.quality_before, quality=r.quality,
+                               seconds=round(sum(s.seconds for s in r.steps), 2))
+                except (ImageError, OSError, ValueError, RuntimeError) as exc:
+                    row.update(status="failed", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            results.append(row)
+            bar.advance(task)
+    table = Table("photo", "status", "pipeline", "quality")
+    for r in results:
+        quality = f"{r['quality_before']:.2f} → {r['quality']:.2f}" if "quality" in r else ""
+        status = r["status"] if r["status"] != "failed" else f"[red]failed[/]: {r['error']}"
+        table.add_row(Path(r["input"]).name, status, " → ".join(r.get("pipeline", [])), quality)
+    out.print(table)
+    counts = {k: sum(r["status"] == k for r in results) for k in ("restored", "skipped (done)", "failed")}
+    out.print(f"{counts['restored']} restored, {counts['skipped (done)']} already done, {counts['failed']} failed",
+              highlight=False)
+    return results
 
 
 @app.command()

@@ -53,3 +53,24 @@ def test_tools_lists_availability_and_licences(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "denoise_nlmeans" in res.stdout and "available" in res.stdout
     assert "missing" in res.stdout and "non-commercial" in res.stdout
+
+
+def test_batch_restore_is_resumable_and_lists_failures(tmp_path, clean_images):
+    from restoreagent.tools.synthesis import dark_noise_jpeg
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i, name in enumerate(("astronaut", "coffee")):
+        Image.fromarray((dark_noise_jpeg(clean_images[name], seed=i) * 255).astype(np.uint8)).save(src / f"{name}.png")
+    (src / "broken.jpg").write_bytes(b"not a jpeg")
+    env = {"RESTOREAGENT_WORK_DIR": str(tmp_path / "runs"), "RESTOREAGENT_WEIGHTS_DIR": str(tmp_path / "none")}
+    first = _cli("restore", "in", "-o", "out", "--report", "batch.json", cwd=tmp_path, COLUMNS="200", **env)
+    assert first.returncode == 1  # one failure, reported, batch finished
+    assert (tmp_path / "out/astronaut.png").is_file() and (tmp_path / "out/coffee.png").is_file()
+    assert "broken.jpg" in first.stdout and "failed" in first.stdout and "2 restored" in first.stdout
+    rows = {Path(r["input"]).name: r for r in json.loads((tmp_path / "batch.json").read_text())}
+    assert rows["astronaut.png"]["status"] == "restored" and rows["broken.jpg"]["status"] == "failed"
+    stamp = (tmp_path / "out/coffee.png").stat().st_mtime_ns
+    again = _cli("restore", "in", "-o", "out", cwd=tmp_path, COLUMNS="200", **env)
+    assert "2 already done" in again.stdout
+    assert (tmp_path / "out/coffee.png").stat().st_mtime_ns == stamp
