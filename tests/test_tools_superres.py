@@ -1,0 +1,207 @@
+"""Super-resolution tools: output size, gain over bicubic, tiling, the output-size contract.
+
+Gains are PSNR(tool) − PSNR(``upscale_bicubic``) on the four ``clean_images`` crops
+(192×192) reduced with the MiO degradation (``synthesis.downscale``, Pillow
+antialiased bicubic). Thresholds are 50 % of the means measured on CPU, kept in
+``MEASURED_GAIN`` so that a regression shows against a known number.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from restoreagent.tools.base import RestorationTool, ToolError, ToolUnavailable, check_output
+from restoreagent.tools.metrics import psnr
+from restoreagent.tools.nets.opencv_sr import add_blocksize_alias
+from restoreagent.tools.registry import default_registry
+from restoreagent.tools.superres import (
+    SRFSRCNN,
+    CompactArgs,
+    SRLanczos,
+    SRRealESRGANCompact,
+    downscale_lanczos,
+    upscale_bicubic,
+    upscale_lanczos,
+)
+from restoreagent.tools.synthesis import downscale
+
+IMAGE_ID = "img-0000000000000000"
+
+# Mean PSNR gain over bicubic (dB) on the 4 crops, measured on CPU (per crop:
+# astronaut, chelsea, coffee, rocket). Bicubic itself: 24.87 dB at x4, 29.36 dB at x2.
+MEASURED_GAIN: dict[tuple[str, int], float] = {
+    ("sr_fsrcnn", 4): 0.54,  # 1.01, 0.09, 0.93, 0.13
+    ("sr_fsrcnn", 2): 0.85,  # 1.82, 0.21, 0.77, 0.61
+    ("sr_realesrgan_compact", 4): 0.12,  # 0.31, -0.07, 0.39, -0.14
+    ("sr_realesrgan_compact", 2): 0.21,  # 0.93, -0.28, 0.26, -0.07
+    ("sr_lanczos", 4): 0.30,  # 0.39, 0.25, 0.52, 0.04
+    ("sr_lanczos", 2): 0.59,  # 0.73, 0.44, 0.72, 0.46
+}
+
+TOOLS: list[tuple[type[RestorationTool], str]] = [
+    (SRFSRCNN, "tool_context"),
+    (SRRealESRGANCompact, "tool_context"),
+    (SRLanczos, "offline_context"),
+]
+IDS = [c.spec.name for c, _ in TOOLS]
+LEARNED = [(c, f) for c, f in TOOLS if c.spec.needs_weights]
+
+
+def _tool(cls, context_fixture, request, **context_changes):
+    context = request.getfixturevalue(context_fixture)
+    if context_changes:
+        context = dataclasses.replace(context, **context_changes)
+    return cls(context)
+
+
+def _image(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A smooth random image with some texture (better than white noise for SR)."""
+    rng = np.random.default_rng(seed)
+    small = rng.random((h // 4 + 2, w // 4 + 2, 3)).astype(np.float32)
+    img = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+    return np.clip(img + 0.05 * rng.standard_normal((h, w, 3)).astype(np.float32), 0, 1)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+@pytest.mark.parametrize("cls,context_fixture", TOOLS, ids=IDS)
+def test_output_shape_for_even_and_odd_sizes(cls, context_fixture, scale, request):
+    tool = _tool(cls, context_fixture, request)
+    args = cls.Args(image_id=IMAGE_ID, scale=scale)
+    assert tool.expected_scale(args) == scale
+    for h, w in [(48, 64), (37, 51), (1, 3)]:
+        out = tool(_image(max(h, 4), max(w, 4))[:h, :w], args)
+        assert out.shape == (h * scale, w * scale, 3) and out.dtype == np.float32
+        assert 0.0 <= out.min() and out.max() <= 1.0
+
+
+@pytest.mark.parametrize("scale", [4, 2])
+@pytest.mark.parametrize("cls,context_fixture", TOOLS, ids=IDS)
+def test_beats_bicubic_on_downscaled_crops(cls, context_fixture, scale, clean_images, request):
+    tool = _tool(cls, context_fixture, request)
+    args = cls.Args(image_id=IMAGE_ID, scale=scale)
+    gains = []
+    for clean in clean_images.values():
+        small = downscale(clean, scale)  # 192 is divisible by 4: sizes match exactly
+        out = tool(small, args)
+        assert out.shape == clean.shape
+        gains.append(psnr(out, clean) - psnr(upscale_bicubic(small, scale), clean))
+    gain = float(np.mean(gains))
+    assert gain > 0, f"mean gain {gain:.3f} dB"
+    assert gain >= 0.5 * MEASURED_GAIN[(cls.spec.name, scale)], f"mean gain {gain:.3f} dB"
+
+
+def test_default_scale_is_four_and_other_scales_are_rejected():
+    for cls, _ in TOOLS:
+        assert cls.Args(image_id=IMAGE_ID).scale == 4
+        with pytest.raises(ValidationError):
+            cls.Args(image_id=IMAGE_ID, scale=3)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+@pytest.mark.parametrize("cls,context_fixture", LEARNED, ids=[c.spec.name for c, _ in LEARNED])
+def test_tiled_matches_untiled(cls, context_fixture, scale, request):
+    img = _image(100, 90, seed=1)
+    args = cls.Args(image_id=IMAGE_ID, scale=scale)
+    whole = _tool(cls, context_fixture, request)(img, args)
+    tiles = _tool(cls, context_fixture, request, tile_size=48, tile_overlap=16)(img, args)  # 3×2 tiles
+    assert tiles.shape == whole.shape == (100 * scale, 90 * scale, 3)
+    assert psnr(tiles, whole) > 50.0  # measured 57-67 dB
+
+
+def test_compact_strength_zero_is_bicubic(tool_context):
+    img = _image(20, 24)
+    out = SRRealESRGANCompact(tool_context)(img, CompactArgs(image_id=IMAGE_ID, strength=0.0))
+    np.testing.assert_allclose(out, upscale_bicubic(img, 4), atol=1e-6)
+
+
+class _WrongSize(SRLanczos):
+    """Claims ×4 but returns ×2: the base class must reject it."""
+
+    def process(self, image, args):
+        return upscale_lanczos(image, 2)
+
+
+def test_expected_scale_rejects_wrong_size(offline_context):
+    tool = _WrongSize(offline_context)
+    img = _image(16, 20)
+    with pytest.raises(ToolError, match=r"expected \(64, 80, 3\)"):
+        tool(img, SRLanczos.Args(image_id=IMAGE_ID, scale=4))
+    assert tool(img, SRLanczos.Args(image_id=IMAGE_ID, scale=2)).shape == (32, 40, 3)
+    # An image-sized result is not accepted from an SR tool either.
+    with pytest.raises(ToolError):
+        check_output(img, img, 2, "sr_test")
+
+
+def test_registered_and_offline_availability(offline_context):
+    for cls, _ in TOOLS:
+        assert default_registry[cls.spec.name] is cls
+        assert cls.spec.task == "low_resolution" and cls.spec.commercial
+    status = {s.name: s for s in default_registry.status(offline_context)}
+    assert status["sr_lanczos"].available
+    for cls, _ in LEARNED:
+        assert not status[cls.spec.name].available and "not found" in status[cls.spec.name].reason
+        with pytest.raises(ToolUnavailable):
+            cls(offline_context).check_available()
+
+
+def test_resampling_helpers():
+    img = _image(13, 17)
+    assert upscale_bicubic(img, 2).shape == (26, 34, 3)
+    assert upscale_lanczos(img, 4).shape == (52, 68, 3)
+    assert downscale_lanczos(upscale_lanczos(img, 4), 4).shape == img.shape
+    flat = np.full((8, 8, 3), 0.25, np.float32)
+    np.testing.assert_allclose(upscale_lanczos(flat, 4), 0.25, atol=1e-5)
+
+
+# -- the OpenCV graph fix, on a hand-made GraphDef (no weights needed) ------------------------
+def _ld(field: int, payload: bytes) -> bytes:
+    assert len(payload) < 128
+    return bytes([(field << 3) | 2, len(payload)]) + payload
+
+
+def _node(name: str, op: str, attrs: dict[str, bytes]) -> bytes:
+    body = _ld(1, name.encode()) + _ld(2, op.encode())
+    for key, value in attrs.items():
+        body += _ld(5, _ld(1, key.encode()) + _ld(2, value))
+    return _ld(1, body)
+
+
+def test_blocksize_alias_added_only_to_depth_to_space():
+    int4 = bytes([3 << 3, 4])  # AttrValue{i: 4}
+    conv = _node("conv", "Conv2D", {"block_size": int4})
+    d2s = _node("d2s", "DepthToSpace", {"block_size": int4, "data_format": _ld(2, b"NHWC")})
+    graph = conv + d2s + bytes([4 << 3 | 2, 2, 8, 1])  # plus a 'versions' field, copied as is
+    patched, changed = add_blocksize_alias(graph)
+    assert changed == 1
+    assert patched.startswith(conv) and patched.endswith(bytes([4 << 3 | 2, 2, 8, 1]))
+    assert _ld(5, _ld(1, b"blocksize") + _ld(2, int4)) in patched
+    assert add_blocksize_alias(patched) == (patched, 0)  # idempotent
+
+
+def test_opencv_graph_loads(weights_dir):
+    from restoreagent.tools.nets.opencv_sr import load_tf_sr_net
+
+    net = load_tf_sr_net(weights_dir / "superres_opencv" / "FSRCNN_x2.pb", scale=2)
+    y = net(np.full((10, 12), 0.5, np.float32))
+    assert y.shape == (20, 24)
+    assert abs(float(y[5:-5, 5:-5].mean()) - 0.5) < 0.02  # a flat input stays flat
+
+
+
+def test_fallback_depth_to_space_layer_follows_tensorflow():
+    from restoreagent.tools.nets.opencv_sr import _DepthToSpace
+
+    r, c, h, w = 2, 3, 2, 3
+    x = np.arange(r * r * c * h * w, dtype=np.float32).reshape(1, r * r * c, h, w)
+    layer = _DepthToSpace({"block_size": r}, [])
+    assert layer.getMemoryShapes([list(x.shape)]) == [[1, c, h * r, w * r]]
+    (y,) = layer.forward([x])
+    for ch in range(c):
+        for i in range(r):
+            for j in range(r):  # TF: output (h·r+i, w·r+j, ch) = input (h, w, (i·r+j)·C + ch)
+                np.testing.assert_array_equal(y[0, ch, i::r, j::r], x[0, (i * r + j) * c + ch])
