@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -92,15 +91,9 @@ def _progress_printer() -> Callable[[dict], None]:
 
 
 def _write_json_atomic(data: Any, path: Path, overwrite: bool) -> None:
-    import tempfile
+    from .tools.files import atomic_write
 
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=2), overwrite=overwrite)
 
 
 WeightsOpt = typer.Option(None, "--weights-dir", help="Folder of pretrained weights (env RESTOREAGENT_WEIGHTS_DIR).")

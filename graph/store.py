@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from ..tools.files import atomic_write
 
 _ID = re.compile(r"^img-[0-9a-f]{16}$")
 
@@ -56,10 +57,7 @@ class ArtifactStore:
             ok, buf = cv2.imencode(".png", np.ascontiguousarray(q[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 1])
             if not ok:
                 raise OSError("could not encode image for the artifact store")
-            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-", suffix=".png")
-            with os.fdopen(fd, "wb") as f:
-                f.write(buf.tobytes())
-            os.replace(tmp, target)
+            atomic_write(target, buf.tobytes())
         return image_id
 
     def get(self, image_id: str) -> np.ndarray:

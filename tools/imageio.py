@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+from .files import atomic_write
 
 #: Default cap on pixels per image (Pillow's own bomb limit); ``load_image(max_pixels=...)`` changes it.
 MAX_PIXELS = 178_956_970
@@ -138,19 +139,9 @@ def save_png(
     rgb: np.ndarray, path: str | os.PathLike, overwrite: bool = False, alpha: np.ndarray | None = None
 ) -> Path:
     """Write an 8-bit PNG atomically. Refuses to replace a file unless ``overwrite``."""
-    p = Path(path)
-    if p.exists() and not overwrite:
-        raise FileExistsError(f"{p} exists; pass overwrite=True (CLI: --overwrite) to replace it")
-    p.parent.mkdir(parents=True, exist_ok=True)
     arr = to_uint8(rgb)
     if alpha is not None and alpha.shape == arr.shape[:2]:
         arr = np.dstack([arr, to_uint8(alpha)])
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        Image.fromarray(arr).save(tmp, format="PNG")
-        os.replace(tmp, p)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return p
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return atomic_write(path, buf.getvalue(), overwrite=overwrite)

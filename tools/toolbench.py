@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 
 from .base import RestorationTool
 from .datasets import load_rgb, split_files
+from .files import atomic_write
 from .metrics import psnr, ssim
 from .synthesis import apply, sample_params
 
@@ -119,7 +119,7 @@ def bench_tools(
 
 
 def write_scores(scores: list[dict], path: Path, meta: dict) -> None:
-    _atomic_write(path, json.dumps({"meta": meta, "tools": scores}, indent=1))
+    atomic_write(path, json.dumps({"meta": meta, "tools": scores}, indent=1))
 
 
 def load_scores(path: Path | None = None) -> dict[str, dict]:
@@ -183,14 +183,5 @@ def machine_meta(images: int, crop: int, seed: int, command: str) -> dict:
     }
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def write_markdown(text: str, path: Path) -> None:
-    _atomic_write(path, text)
+    atomic_write(path, text)

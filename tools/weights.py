@@ -131,6 +131,7 @@ class WeightsResolver:
                     out.write(chunk)
             if h.hexdigest() != entry.sha256:
                 raise ToolUnavailable(f"download of {entry.file} from {entry.url} failed its sha256 check")
+            os.chmod(tmp, 0o644)
             os.replace(tmp, target)
         except ToolUnavailable:
             raise
