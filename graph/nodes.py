@@ -153,9 +153,9 @@ class Nodes:
             args = self.toolbox.validate(call["name"], call["args"])
             if args.image_id != state["current_id"]:
                 raise ToolError(f"image id {args.image_id!r} is not the current image {state['current_id']!r}")
-            run = self.toolbox.run(call["name"], args, ArtifactStore(state["run_dir"]))
+            run = self.toolbox.run(call["name"], args, ArtifactStore(state["run_dir"]), self.config.tool_timeout_s)
             result["output_id"] = run.output_id
-        except (ToolError, ValidationError, UnknownImageId, ValueError, RuntimeError, MemoryError) as exc:
+        except (ToolError, ValidationError, UnknownImageId) as exc:
             result["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         result["seconds"] = round(time.perf_counter() - t0, 4)
         writer({"event": "tool_end", "step": index, "tool": call["name"], **result})

@@ -8,6 +8,7 @@ sees image ids, never paths chosen by a brain.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import StructuredTool
 
-from ..tools.base import RestorationTool, ToolArgs, ToolContext
+from ..tools.base import RestorationTool, ToolArgs, ToolContext, ToolError
 from ..tools.registry import ToolRegistry
 from ..tools.toolbench import load_scores
 from ..tools.weights import WeightsResolver
@@ -75,13 +76,35 @@ class Toolbox:
         """Validated arguments for tool ``name`` (KeyError / pydantic ValidationError)."""
         return self.tools[name].Args.model_validate(args)
 
-    def run(self, name: str, args: ToolArgs, store: ArtifactStore) -> ToolResult:
+    def run(self, name: str, args: ToolArgs, store: ArtifactStore, timeout: float | None = None) -> ToolResult:
+        """Run one tool on a stored image; any failure or a timeout becomes a :class:`ToolError`.
+
+        The tool runs in a worker thread so that a hung tool cannot hang the agent: after
+        ``timeout`` seconds the step fails (Python cannot kill the thread; it finishes alone).
+        """
         tool = self.tools[name]
         image = store.get(args.image_id)
+        box: dict[str, object] = {}
+
+        def work() -> None:
+            try:
+                box["out"] = tool(image, args)
+            except BaseException as exc:  # plugin boundary: report, never crash the run
+                box["error"] = exc
+
         t0 = time.perf_counter()
-        out = tool(image, args)
+        worker = threading.Thread(target=work, name=f"tool-{name}", daemon=True)
+        worker.start()
+        worker.join(timeout)
         seconds = time.perf_counter() - t0
-        return ToolResult(store.put(out), seconds)
+        if worker.is_alive():
+            raise ToolError(f"{name} exceeded its {timeout:g} s timeout")
+        if "error" in box:
+            exc = box["error"]
+            if isinstance(exc, ToolError):
+                raise exc
+            raise ToolError(f"{name} raised {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        return ToolResult(store.put(box["out"]), seconds)
 
     def _as_langchain_tool(self, tool: RestorationTool) -> StructuredTool:
         name = tool.spec.name

@@ -179,3 +179,55 @@ def test_tools_are_real_langchain_tools(tmp_path, noisy_png):
     image_id = store.put(load_image(noisy_png).rgb)
     new_id = tool.invoke({"image_id": image_id}, config={"configurable": {"run_dir": str(store.root)}})
     assert new_id in store and new_id != image_id
+
+
+class SlowTool(RestorationTool):
+    """Hangs far past the timeout."""
+
+    spec = ToolSpec(
+        name="denoise_slow", task="noise", model="slow", license="MIT", commercial=True,
+        learned=False, cost=0.01, description="Sleeps (test only).",
+    )
+
+    def process(self, image, args):
+        import time
+
+        time.sleep(3)
+        return image
+
+
+class WrongShapeTool(RestorationTool):
+    spec = ToolSpec(
+        name="denoise_wrongshape", task="noise", model="wrong", license="MIT", commercial=True,
+        learned=False, cost=0.01, description="Returns a cropped image (test only).",
+    )
+
+    def process(self, image, args):
+        return image[:10, :10]
+
+
+class CrashingTool(RestorationTool):
+    spec = ToolSpec(
+        name="denoise_crash", task="noise", model="crash", license="MIT", commercial=True,
+        learned=False, cost=0.01, description="Raises (test only).",
+    )
+
+    def process(self, image, args):
+        raise IndexError("index 7 is out of bounds")
+
+
+@pytest.mark.parametrize(
+    "cls, message",
+    [(SlowTool, "timeout"), (WrongShapeTool, "shape"), (CrashingTool, "IndexError"), (BrokenTool, "NaN")],
+)
+def test_failing_tools_are_rolled_back_and_the_brain_moves_on(tmp_path, noisy_png, cls, message):
+    import time
+
+    brain = OfflinePolicy(preference={"noise": (cls.spec.name, "denoise_nlmeans")})
+    graph = build_graph(_config(tmp_path, tool_timeout_s=0.5), brain=brain, registry=_registry(cls))
+    t0 = time.perf_counter()
+    state = graph.invoke({"image": str(noisy_png)})
+    first, second = state["steps"][:2]
+    assert first["tool"] == cls.spec.name and not first["accepted"] and message in first["reason"]
+    assert second["accepted"] and second["input_id"] == state["original_id"]
+    assert time.perf_counter() - t0 < 2.9 or cls is not SlowTool
