@@ -380,6 +380,47 @@ def bench(
     out.print((out_dir / "summary.md").read_text(), highlight=False)
 
 
+@app.command("bench-memory")
+@user_errors
+def bench_memory(
+    megapixels: float = typer.Option(12.0, "--megapixels", min=0.1, help="Size of the synthetic photo."),
+    weights_dir: Optional[Path] = WeightsOpt,
+    threads: int = typer.Option(2, "--threads", min=1),
+) -> None:
+    """Restore a large synthetic photo (dark + noise + JPEG) and print wall time and peak RSS."""
+    import resource
+    import tempfile
+    import time
+
+    import cv2
+    import numpy as np
+    import torch
+    from skimage import data
+
+    from .graph.api import restore as run_restore
+    from .tools.imageio import save_png
+    from .tools.synthesis import dark_noise_jpeg
+
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+    side_w = int(round((megapixels * 1e6 * 4 / 3) ** 0.5))
+    side_h = int(round(side_w * 3 / 4))
+    base = cv2.resize(data.astronaut().astype(np.float32) / 255.0, (side_w, side_h), interpolation=cv2.INTER_CUBIC)
+    with tempfile.TemporaryDirectory(prefix="restoreagent-mem-") as tmp:
+        src = Path(tmp) / "big.png"
+        save_png(dark_noise_jpeg(np.clip(base, 0, 1), seed=0), src)
+        del base
+        config = _config(weights_dir, "cpu", None, False).model_copy(update={"work_dir": Path(tmp) / "runs"})
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        t0 = time.perf_counter()
+        result = run_restore(src, Path(tmp) / "out.png", config=config, on_event=_progress_printer())
+        wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out.print(f"{side_w}×{side_h} ({side_w * side_h / 1e6:.1f} MP): pipeline "
+              f"{' → '.join(s.tool for s in result.accepted_steps)}; {wall:.1f} s; peak RSS {peak:.0f} MiB "
+              f"(before the run {rss_before:.0f} MiB)", highlight=False)
+
+
 def main() -> None:
     app()
 
