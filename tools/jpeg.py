@@ -282,3 +282,48 @@ class JpegDeblock(RestorationTool):
         # All 64 grid shifts are averaged, so tiles need no block alignment.
         out = tiled(run, image, tile=self.context.tile_size, overlap=self.context.tile_overlap)
         return _refine_chroma(np.clip(out, 0, 1), quality)
+
+
+# --- our colour JPEG model (jpeg_ours) ---------------------------------------------------------------
+def deblock_classical(image: np.ndarray, quality: int | None = None) -> np.ndarray:
+    """``jpeg_deblock``'s filter on a whole (small) image, untiled: the hint and starting point
+    of ``jpeg_ours`` (also used to make its training inputs)."""
+    if quality is None:
+        quality = estimate_jpeg_quality(image)
+    table = _quant_table(quality if quality is not None else JpegDeblock.FALLBACK_QUALITY)
+    y, cb, cr = _rgb_to_ycc(image)
+    y = _wiener_sdct(y * 255.0 - 128.0, table, JpegDeblock.SHRINK) / 255.0 + 128.0 / 255.0
+    return _refine_chroma(np.clip(_ycc_to_rgb(y, cb, cr), 0, 1).astype(np.float32), quality)
+
+
+from .deblur import RestorerTool  # noqa: E402  (below the classical tools it builds on)
+
+
+@register
+class JpegOurs(RestorerTool):
+    """Our compact colour U-Net refining ``jpeg_deblock``'s result (it sees both the JPEG and
+    the deblocked image and predicts a correction to the latter, in RGB)."""
+
+    spec = ToolSpec(
+        name="jpeg_ours",
+        task="jpeg",
+        model="RestoreAgent compact gated U-Net over DCT deblocking (ours, 0.44 M parameters)",
+        license="MIT",
+        commercial=True,
+        weights=(),
+        learned=True,
+        cost=2.7,
+        description=(
+            "Colour JPEG artifact removal (blocking, ringing, colour bleeding) for qualities ~5-40 by a "
+            "small network of ours on top of the classical deblocker; ships with the package, MIT."
+        ),
+    )
+    Args = JpegDeblockArgs
+    CHECKPOINT = "jpeg_color.pt"
+
+    def hint(self, image: np.ndarray, args: JpegDeblockArgs) -> np.ndarray:  # type: ignore[override]
+        quality = args.quality if args.quality is not None else estimate_jpeg_quality(image)
+        return JpegDeblock(self.context).process(image, args.model_copy(update={"quality": quality}))
+
+
+__all__ += ["deblock_classical", "JpegOurs"]

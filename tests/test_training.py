@@ -1,0 +1,77 @@
+"""The training script for our compact restorers: runs, saves a resumable state, resumes.
+
+A fake tiny clean-image folder is made in tmp_path (the ``train`` split's folders), so
+this needs no shared data; the real command-line entry point runs in-process.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from restoreagent.tools.datasets import SPLITS
+from restoreagent.tools.nets.restorer import build_restorer, load_restorer
+from restoreagent.tools.training import restorers
+
+
+@pytest.fixture()
+def tiny_clean_dir(tmp_path: Path, clean_images: dict[str, np.ndarray]) -> Path:
+    root = tmp_path / "clean"
+    for i, folder in enumerate(SPLITS["train"]):
+        (root / folder).mkdir(parents=True)
+        for j, img in enumerate(list(clean_images.values())[i : i + 2]):
+            small = (img[:80, :96] * 255 + 0.5).astype(np.uint8)
+            Image.fromarray(small).save(root / folder / f"img{j}.png")
+    return root
+
+
+def _run(task: str, steps: int, work: Path, clean: Path, *extra: str) -> None:
+    argv = ["--task", task, "--steps", str(steps), "--minutes", "5", "--crop", "32", "--batch", "2",
+            "--work", str(work), "--clean-dir", str(clean), "--no-eval", "--log-every", "1", *extra]
+    assert restorers.main(argv) == 0
+
+
+def test_network_starts_as_identity_and_pads_odd_sizes() -> None:
+    net = build_restorer({"in_channels": 6}).eval()
+    x = torch.rand(1, 6, 37, 45)
+    with torch.no_grad():
+        y = net(x, x[:, 3:])
+    assert y.shape == (1, 3, 37, 45)
+    assert torch.allclose(y, x[:, 3:])  # the last layer starts at zero: output = base
+
+
+@pytest.mark.parametrize("task", ["motion_blur", "jpeg"])
+def test_training_runs_saves_and_resumes(task: str, tiny_clean_dir: Path, tmp_path: Path, capsys) -> None:
+    work = tmp_path / "work"
+    _run(task, 3, work, tiny_clean_dir)
+    state = torch.load(work / "state.pt", map_location="cpu", weights_only=False)
+    assert state["step"] == 3 and state["task"] == task
+    assert {"model", "optimizer", "numpy_rng", "torch_rng", "elapsed"} <= set(state)
+    first = {k: v.clone() for k, v in state["model"].items()}
+    capsys.readouterr()
+
+    out = tmp_path / "model.pt"
+    _run(task, 5, work, tiny_clean_dir, "--export", "--out", str(out))
+    log = capsys.readouterr().out
+    assert "resumed from" in log and "at step 3" in log
+    assert "step 4 " in log and "step 5 " in log and "step 1 " not in log  # the counter continued
+    state = torch.load(work / "state.pt", map_location="cpu", weights_only=False)
+    assert state["step"] == 5
+    assert any(not torch.equal(first[k], state["model"][k]) for k in first)  # it kept training
+
+    net, info = load_restorer(out)
+    assert info["meta"]["steps"] == 5 and info["meta"]["task"] == task
+    assert out.stat().st_size < 5e6
+
+
+def test_defocus_batch_has_the_wiener_hint(tiny_clean_dir: Path) -> None:
+    from restoreagent.tools.datasets import load_rgb, split_files
+
+    images = [load_rgb(p) for p in split_files("train", tiny_clean_dir)]
+    x, base, y = restorers.make_batch("defocus_blur", images, 2, 32, np.random.default_rng(0))
+    assert x.shape == (2, 6, 32, 32) and base.shape == y.shape == (2, 3, 32, 32)
+    assert torch.equal(x[:, 3:], base)
