@@ -1,0 +1,134 @@
+"""The learned degradation assessor (tools/assess.py + checkpoints/assessor.pt), no mocks.
+
+Images: the four 192×192 scikit-image crops (``clean_images``), degraded with the
+MiO protocol of tools.synthesis.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from restoreagent.tools import synthesis as syn
+from restoreagent.tools.assess import (
+    DEFAULT_CHECKPOINT,
+    DEGRADATIONS,
+    PRESENT,
+    Assessment,
+    assess,
+    niqe,
+    niqe_params,
+)
+from restoreagent.tools.denoise import DenoiseNLMeans
+from restoreagent.tools.lowlight import GammaTool
+
+pytestmark = pytest.mark.skipif(not DEFAULT_CHECKPOINT.is_file(), reason="checkpoints/assessor.pt not trained yet")
+
+
+def _check(a: Assessment) -> None:
+    assert set(a.degradations) == set(DEGRADATIONS)
+    assert all(0.0 <= v <= 1.0 for v in a.degradations.values())
+    assert 0.0 <= a.quality <= 1.0
+    assert a.present == sorted((k for k, v in a.degradations.items() if v >= PRESENT), key=lambda k: -a.degradations[k])
+
+
+def test_learned_is_default_and_reports_all_eight(clean_images):
+    for img in clean_images.values():
+        a = assess(img)
+        _check(a)
+        assert a.assessor.startswith("assessornet")
+        assert {"noise_sigma_255", "blockiness", "mean_luminance", "p_noise"} <= set(a.measures)
+
+
+@pytest.fixture(scope="module")
+def singles(clean_images):
+    out = {}
+    for name in DEGRADATIONS:
+        for i, (key, img) in enumerate(clean_images.items()):
+            deg, _ = syn.degrade(img, (name,), seed=100 + i)
+            out[name, key] = assess(deg)
+    return out
+
+
+def test_each_single_mio_degradation_is_detected(singles, clean_images):
+    missed = [(name, key, a.degradations[name]) for (name, key), a in singles.items() if name not in a.present]
+    # every type found on at least 3 of the 4 crops, and at most 3 misses overall (of 32)
+    per_type = {name: sum(1 for n, _, _ in missed if n == name) for name in DEGRADATIONS}
+    assert all(v <= 1 for v in per_type.values()), missed
+    assert len(missed) <= 3, missed
+
+
+def test_clean_crops_have_few_false_alarms(clean_images):
+    alarms = [(key, k) for key, img in clean_images.items() for k in assess(img).present]
+    assert len(alarms) <= 1, alarms  # of 4 crops × 8 decisions
+
+
+def test_noise_severity_increases_with_sigma(clean_images):
+    means = []
+    for sigma in (15, 30, 50):
+        sev = [assess(syn.add_gaussian_noise(img, sigma, np.random.default_rng(i))).degradations["noise"]
+               for i, img in enumerate(clean_images.values())]
+        means.append(np.mean(sev))
+    assert means[0] < means[1] < means[2], means
+    assert means[0] >= PRESENT, means
+
+
+def _restore(tool_cls, img, offline_context):
+    tool = tool_cls(offline_context)
+    return tool.process(img, tool.Args(image_id="img-0000000000000000"))
+
+
+def test_good_restoration_reads_as_improvement(clean_images, offline_context):
+    for i, img in enumerate(clean_images.values()):
+        noisy = syn.add_gaussian_noise(img, 25, np.random.default_rng(i))
+        before, after = assess(noisy), assess(_restore(DenoiseNLMeans, noisy, offline_context))
+        assert after.degradations["noise"] < before.degradations["noise"] - 0.02, (before, after)
+        assert after.quality > before.quality, (before, after)
+        for other in ("motion_blur", "defocus_blur"):  # a denoiser is not a new blur
+            assert after.degradations[other] < max(PRESENT, before.degradations[other] + 0.03), (other, after)
+
+        dark = syn.darken(img, 0.6)
+        before, after = assess(dark), assess(_restore(GammaTool, dark, offline_context))
+        assert after.degradations["low_light"] < before.degradations["low_light"] - 0.02, (before, after)
+        assert after.quality > before.quality, (before, after)
+
+
+def test_512_is_fast_enough():
+    rng = np.random.default_rng(0)
+    img = syn.add_gaussian_noise(np.tile(np.linspace(0.2, 0.8, 512, dtype=np.float32), (512, 1))[..., None]
+                                 .repeat(3, 2), 10, rng)
+    assess(img)
+    t = time.perf_counter()
+    a = assess(img)
+    assert time.perf_counter() - t < 1.5  # network ≈ 20–50 ms; rule measures ≈ 100 ms on a shared 2-core CPU
+    _check(a)
+
+
+def test_small_image_reads_as_low_resolution(clean_images):
+    small = syn.downscale(clean_images["astronaut"], 4)  # 48×48
+    a = assess(small)
+    assert "low_resolution" in a.present
+    assert a.measures["low_resolution_size_prior"] == 1.0
+
+
+def test_fallback_without_checkpoint(clean_images, tmp_path):
+    img = clean_images["coffee"]
+    noisy = syn.add_gaussian_noise(img, 30, np.random.default_rng(0))
+    a = assess(noisy, checkpoint=tmp_path / "missing.pt")
+    _check(a)
+    assert a.assessor.startswith("heuristic-v1") and "fallback" in a.assessor and "missing" in a.assessor
+    assert "noise" in a.present
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    assert "unusable" in assess(img, checkpoint=bad).assessor
+
+
+def test_niqe_measure_when_parameters_resolve(clean_images, weights_dir):
+    params = niqe_params(weights_dir)
+    assert params is not None
+    img = clean_images["astronaut"]
+    noisy = syn.add_gaussian_noise(img, 30, np.random.default_rng(0))
+    assert niqe(noisy, *params) > niqe(img, *params)
+    assert "niqe" in assess(img, weights_dir=weights_dir).measures
