@@ -7,11 +7,13 @@ call, or with no tool call when it is done. So the graph runs unchanged with
 it or with any tool-calling LLM.
 
 Its rules (replaced by a learned policy in the planning work):
-* tasks in a fixed order, mostly undoing the imaging chain backwards
-  (:data:`TASK_ORDER`), skipping degradations below the presence threshold;
+* tasks in a fixed order that undoes the imaging chain backwards, scale
+  by scale (:data:`TASK_ORDER`), skipping degradations below the presence threshold;
 * per task, the tools in the order the context lists them (best measured
   gain first, from ``docs/TOOLS.md``), after any ``preference`` override;
-* never the same tool twice in a run; after a roll-back the next candidate.
+* never the same tool twice in a run; after a roll-back the next candidate;
+  a task is done once one of its steps was accepted (repeating super-resolution
+  would keep enlarging the image; repeating others mostly over-smooths).
 """
 
 from __future__ import annotations
@@ -27,18 +29,20 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-#: Sensor noise first (a denoiser also clears most compressed noise; measured
-#: 0.2–0.3 dB better than deblocking first on dark+noise+JPEG), then compression,
-#: optics, scene, and resolution last.
+#: Sensor noise and compression first (they were added last, at the image's current
+#: scale; a denoiser also clears most compressed noise), then super-resolution, so that
+#: blur, rain and haze — which happened at the scene's full scale — are treated at
+#: that scale (deblurring a ×1/4 image with full-scale kernels destroys it), and
+#: brightness last.
 TASK_ORDER: tuple[str, ...] = (
     "noise",
     "jpeg",
+    "low_resolution",
     "motion_blur",
     "defocus_blur",
     "rain",
     "haze",
     "low_light",
-    "low_resolution",
 )
 
 _JSON_BLOCK = re.compile(r"```json\s*(\{.*?\})\s*```", re.DOTALL)
@@ -63,9 +67,11 @@ def choose(
     severities: dict[str, float] = context.get("degradations", {})
     threshold = float(context.get("present_threshold", 0.2))
     tools_by_task: dict[str, list[str]] = context.get("tools_by_task", {})
-    used = {step["tool"] for step in context.get("history", [])}
+    history = context.get("history", [])
+    used = {step["tool"] for step in history}
+    done = {step["task"] for step in history if step["accepted"]}
     for task in TASK_ORDER:
-        if severities.get(task, 0.0) < threshold:
+        if task in done or severities.get(task, 0.0) < threshold:
             continue
         offered = [t for t in tools_by_task.get(task, []) if t in bound]
         ranked = [t for t in (preference or {}).get(task, ()) if t in offered]
