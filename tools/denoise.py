@@ -235,10 +235,15 @@ class DenoiseOIDN(RestorationTool):
         import pyoidn
 
         self._denoise = pyoidn.denoise
+        # pyoidn runs on the device of its input: CUDA tensors go to the GPU.
+        self._cuda = self.context.device.startswith("cuda") and pyoidn.Device.is_cuda_available()
 
     def process(self, image: np.ndarray, args: OIDNArgs) -> np.ndarray:  # type: ignore[override]
         def run(patch: np.ndarray) -> np.ndarray:
-            return self._denoise(np.ascontiguousarray(patch, dtype=np.float32), quality="high")
+            x = np.ascontiguousarray(patch, dtype=np.float32)
+            if self._cuda:
+                return self._denoise(torch.from_numpy(x).to(self.context.device), quality="high").cpu().numpy()
+            return self._denoise(x, quality="high")
 
         out = tiled(run, image, tile=self.context.tile_size, overlap=self.context.tile_overlap)
         return _blend(image, out, args.strength)

@@ -201,6 +201,8 @@ class SRFSRCNN(_SRTool):
 
     def load(self) -> None:
         self.net = load_tf_sr_net(self.weight_paths()[self.WEIGHTS], scale=2)
+        if self.context.device.startswith("cuda"):
+            self.net.use_cuda_if_available()
 
     def _x2(self, patch: np.ndarray) -> np.ndarray:
         base = upscale_bicubic(patch, 2)  # gives the chroma

@@ -140,6 +140,18 @@ class OpenCVSRNet:
         self.name = name
         self._lock = threading.Lock()  # a cv2.dnn.Net is not safe to run from two threads
 
+    def use_cuda_if_available(self) -> bool:
+        """Run on the GPU when this OpenCV build has CUDA and a device is visible (PyPI's
+        opencv-python builds have no CUDA, so they stay on the CPU)."""
+        try:
+            has_cuda = cv2.cuda.getCudaEnabledDeviceCount() > 0
+        except (AttributeError, cv2.error):
+            has_cuda = False
+        if has_cuda:
+            self.net.setPreferableBackend(cv2.dnn.DNN_BACKEND_CUDA)
+            self.net.setPreferableTarget(cv2.dnn.DNN_TARGET_CUDA)
+        return has_cuda
+
     def __call__(self, y: np.ndarray) -> np.ndarray:
         blob = np.ascontiguousarray(y, dtype=np.float32)[None, None]
         with self._lock:
