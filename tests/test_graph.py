@@ -231,3 +231,65 @@ def test_failing_tools_are_rolled_back_and_the_brain_moves_on(tmp_path, noisy_pn
     assert first["tool"] == cls.spec.name and not first["accepted"] and message in first["reason"]
     assert second["accepted"] and second["input_id"] == state["original_id"]
     assert time.perf_counter() - t0 < 2.9 or cls is not SlowTool
+
+
+def test_a_looping_brain_is_stopped_by_the_step_budget(tmp_path, noisy_png):
+    """A brain that calls a tool forever (on whatever the current image is) hits max_steps."""
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.messages import AIMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
+
+    from restoreagent.graph.brains.offline import parse_context
+
+    class LoopingBrain(BaseChatModel):
+        @property
+        def _llm_type(self) -> str:
+            return "looping"
+
+        def bind_tools(self, tools, **kwargs):
+            return self
+
+        def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+            ctx = parse_context(messages)
+            call = {"name": "denoise_nlmeans", "args": {"image_id": ctx["image_id"]}, "id": "x", "type": "tool_call"}
+            return ChatResult(generations=[ChatGeneration(message=AIMessage(content="again", tool_calls=[call]))])
+
+    graph = build_graph(_config(tmp_path, max_steps=4), brain=LoopingBrain(), registry=_registry())
+    state = graph.invoke({"image": str(noisy_png)})
+    assert len(state["steps"]) == 4
+    assert state["done_reason"] == "step budget (4) reached"
+    assert Path(state["output"]).is_file()
+
+
+def test_two_runs_at_once_share_one_graph_safely(tmp_path, clean_images):
+    """Two threads restoring different photos with the same graph (and loaded models)."""
+    import threading
+
+    from restoreagent.tools.imageio import load_image
+    from restoreagent.tools.metrics import psnr
+
+    graph = build_graph(_config(tmp_path), registry=_registry())
+    inputs = {}
+    for i, name in enumerate(("astronaut", "coffee")):
+        noisy = add_gaussian_noise(clean_images[name], 30, np.random.default_rng(i))
+        path = tmp_path / f"{name}.png"
+        Image.fromarray((noisy * 255 + 0.5).astype(np.uint8)).save(path)
+        inputs[name] = path
+    results, errors = {}, []
+
+    def work(name):
+        try:
+            results[name] = graph.invoke({"image": str(inputs[name]), "output": str(tmp_path / f"{name}_out.png")})
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in inputs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for name, state in results.items():
+        out = load_image(state["output"]).rgb
+        assert psnr(out, clean_images[name]) > psnr(load_image(inputs[name]).rgb, clean_images[name]) + 3
+    assert results["astronaut"]["run_dir"] != results["coffee"]["run_dir"]
