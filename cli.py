@@ -144,6 +144,8 @@ def restore(
     from .graph.api import restore as run_restore
 
     result = run_restore(input, output, overwrite=overwrite, config=config, graph=graph, on_event=_progress_printer())
+    for note in result.notes:
+        err.print(f"note: {note}", highlight=False)
     if report is not None:
         _write_json_atomic(result.model_dump(mode="json"), report, overwrite)
     out.print(f"wrote {result.output}", highlight=False)

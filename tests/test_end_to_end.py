@@ -132,3 +132,20 @@ def test_cli_assess_prints_json(mixtures, tmp_path):
     assert res.returncode == 0, res.stderr
     report = json.loads(res.stdout)
     assert "low_light" in report["present"] and "jpeg" in report["present"]
+
+
+def test_alpha_and_first_frame_survive_the_whole_pipeline(tmp_path, clean_images):
+    """RGBA in → RGB restored, alpha written back unchanged; an animated file → first frame, said so."""
+    noisy = dark_noise_jpeg(clean_images["coffee"], seed=3)
+    alpha = np.tile(np.linspace(0, 255, 192, dtype=np.uint8), (192, 1))
+    rgba = np.dstack([(noisy * 255 + 0.5).astype(np.uint8), alpha])
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    res = _cli("restore", "rgba.png", "-o", "out.png", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = np.asarray(Image.open(tmp_path / "out.png"))
+    assert out.shape == (192, 192, 4) and np.array_equal(out[..., 3], alpha)
+    assert psnr(out[..., :3] / 255.0, clean_images["coffee"]) > psnr(noisy, clean_images["coffee"]) + 1
+    frames = [Image.fromarray(rgba[..., :3]), Image.fromarray(255 - rgba[..., :3])]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    res = _cli("restore", "anim.gif", "-o", "anim.png", cwd=tmp_path)
+    assert res.returncode == 0 and "note: 2 frames: using the first" in res.stderr
