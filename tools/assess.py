@@ -64,23 +64,13 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, Field
 
+from .base import DEGRADATIONS
 from .denoise import estimate_sigma
 
 ASSESSOR = "assessornet-v1"
 RULE_ASSESSOR = "heuristic-v1"
 #: Severity at or above which a degradation counts as present.
 PRESENT = 0.2
-#: All degradations the assessor reports, in the order of tools.nets.assessor.
-DEGRADATIONS: tuple[str, ...] = (
-    "noise",
-    "motion_blur",
-    "defocus_blur",
-    "jpeg",
-    "low_light",
-    "haze",
-    "rain",
-    "low_resolution",
-)
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "assessor.pt"
 MAX_CROPS = 8
 

@@ -22,16 +22,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-DEGRADATIONS: tuple[str, ...] = (
-    "noise",
-    "motion_blur",
-    "defocus_blur",
-    "jpeg",
-    "low_light",
-    "haze",
-    "rain",
-    "low_resolution",
-)
+from ..base import DEGRADATIONS
+
 CROP = 96
 
 
