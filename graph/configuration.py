@@ -33,6 +33,9 @@ class Configuration(BaseModel):
     tile_overlap: int = Field(default=32, ge=0, description="Overlap between tiles, blended.")
     max_steps: int = Field(default=8, ge=1, le=64, description="Step budget: tool executions per run.")
     time_budget_s: float = Field(default=600.0, gt=0, description="Time budget per run, seconds.")
+    approve_tools: bool = Field(
+        default=False, description="Pause before every tool call for the caller's approval (LangGraph interrupt)."
+    )
     tool_timeout_s: float = Field(default=300.0, gt=0, description="A tool step taking longer fails and is rolled back.")
     max_pixels: int = Field(
         default=178_956_970, ge=1, description="Refuse larger inputs (decompression-bomb guard)."

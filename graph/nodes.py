@@ -21,6 +21,7 @@ import numpy as np
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.config import get_stream_writer
+from langgraph.types import interrupt
 from pydantic import ValidationError
 
 from .. import prompts
@@ -102,6 +103,7 @@ class Nodes:
                 {k: s[k] for k in ("tool", "task", "accepted", "reason")} for s in state.get("steps", [])
             ],
             "remaining_steps": self.config.max_steps - len(state.get("steps", [])),
+            "user_instructions": state.get("instructions"),
         }
 
     def brain(self, state: State) -> dict[str, Any]:
@@ -143,9 +145,13 @@ class Nodes:
     def act(self, state: State) -> dict[str, Any]:
         call = state["pending"]
         index = len(state.get("steps", [])) + 1
+        result: dict[str, Any] = {"output_id": None, "seconds": 0.0, "error": None}
+        if self.config.approve_tools:
+            call, refusal = self._ask_approval(call, index)
+            if refusal:
+                return {"pending": {**call, **result, "error": refusal}}
         writer = get_stream_writer()
         writer({"event": "tool_start", "step": index, "tool": call["name"], "args": call["args"]})
-        result: dict[str, Any] = {"output_id": None, "seconds": 0.0, "error": None}
         t0 = time.perf_counter()
         try:
             if call["name"] not in self.toolbox.tools:
@@ -160,6 +166,24 @@ class Nodes:
         result["seconds"] = round(time.perf_counter() - t0, 4)
         writer({"event": "tool_end", "step": index, "tool": call["name"], **result})
         return {"pending": {**call, **result}}
+
+    @staticmethod
+    def _ask_approval(call: dict[str, Any], index: int) -> tuple[dict[str, Any], str | None]:
+        """Pause (LangGraph ``interrupt``) and let the caller approve, edit or reject the call.
+
+        Resume with ``Command(resume=...)``: ``"approve"`` / ``{"action": "approve"}``,
+        ``{"action": "edit", "args": {...}}`` (merged into the proposed arguments), or
+        ``"reject"`` / ``{"action": "reject", "reason": "..."}``.
+        """
+        decision = interrupt({"kind": "approve_tool", "step": index, "tool": call["name"], "args": call["args"]})
+        if isinstance(decision, str):
+            decision = {"action": decision}
+        action = (decision or {}).get("action", "approve")
+        if action == "edit":
+            return {**call, "args": {**call["args"], **decision.get("args", {})}}, None
+        if action == "reject":
+            return call, f"rejected by the user: {decision.get('reason', 'no reason given')}"
+        return call, None
 
     # -- observe ------------------------------------------------------------------
     def observe(self, state: State) -> dict[str, Any]:
@@ -179,7 +203,8 @@ class Nodes:
         )
         update: dict[str, Any] = {"pending": None}
         if call.get("error"):
-            accepted, reason = False, f"tool failed: {call['error']}"
+            err = call["error"]
+            accepted, reason = False, err if err.startswith("rejected") else f"tool failed: {err}"
         else:
             after = self.assessor(ArtifactStore(state["run_dir"]).get(call["output_id"]))
             accepted, reason = judge(task, state["degradations"], after, before_q, self.config.accept_tolerance)

@@ -21,6 +21,9 @@ class RestoreInput(BaseModel):
     image: str = Field(description="Path of the photo to restore (read, never modified).")
     output: str | None = Field(default=None, description="Where to write the restored PNG (default: in the run folder).")
     overwrite: bool = Field(default=False, description="Replace an existing output file.")
+    instructions: str | None = Field(
+        default=None, description="Free-text wishes for the brain (an LLM brain reads them; the offline policy does not)."
+    )
 
 
 class Step(BaseModel):
@@ -45,6 +48,7 @@ class State(TypedDict):
     image: str
     output: NotRequired[str | None]
     overwrite: NotRequired[bool]
+    instructions: NotRequired[str | None]
     # Run bookkeeping
     run_dir: NotRequired[str]
     started_at: NotRequired[float]
