@@ -33,6 +33,9 @@ class Configuration(BaseModel):
     tile_overlap: int = Field(default=32, ge=0, description="Overlap between tiles, blended.")
     max_steps: int = Field(default=8, ge=1, le=64, description="Step budget: tool executions per run.")
     time_budget_s: float = Field(default=600.0, gt=0, description="Time budget per run, seconds.")
+    brain_retries: int = Field(
+        default=2, ge=0, le=10, description="Retries after an unusable brain reply, before the offline policy decides."
+    )
     approve_tools: bool = Field(
         default=False, description="Pause before every tool call for the caller's approval (LangGraph interrupt)."
     )

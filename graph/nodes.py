@@ -28,6 +28,7 @@ from .. import prompts
 from ..tools.assess import PRESENT, Assessment
 from ..tools.base import ToolError
 from ..tools.imageio import load_image, save_png
+from .brains.offline import OfflinePolicy
 from .configuration import Configuration
 from .state import RestoreInput, State, Step
 from .store import ArtifactStore, UnknownImageId
@@ -59,6 +60,7 @@ class Nodes:
         self.config = config
         self.toolbox = toolbox
         self.brain_model = brain.bind_tools(toolbox.langchain_tools)
+        self.fallback_model = OfflinePolicy().bind_tools(toolbox.langchain_tools)
         self.assessor = assessor
 
     # -- perceive ---------------------------------------------------------------
@@ -120,9 +122,7 @@ class Nodes:
                 )
             ),
         ]
-        reply = self.brain_model.invoke(messages)
-        if not isinstance(reply, AIMessage):
-            reply = AIMessage(content=str(getattr(reply, "content", reply)))
+        reply = self._decide(messages, state)
         calls = reply.tool_calls
         pending = {"name": calls[0]["name"], "args": calls[0]["args"], "id": calls[0]["id"]} if calls else None
         # Every tool call needs an answer in the transcript; only the first one runs.
@@ -131,6 +131,52 @@ class Nodes:
         ]
         get_stream_writer()({"event": "decided", "tool": pending["name"] if pending else None, "text": reply.content})
         return {"messages": [reply, *skipped], "pending": pending}
+
+    def _decide(self, messages: list, state: State) -> AIMessage:
+        """Ask the brain; on an unusable answer tell it why and retry, then fall back.
+
+        Unusable: an exception (network, parsing), a malformed tool call, an unknown tool,
+        arguments its schema rejects, a wrong image id, or an empty reply. After
+        ``brain_retries`` retries the offline policy decides this step, so the run never crashes.
+        """
+        problem = ""
+        for _ in range(self.config.brain_retries + 1):
+            try:
+                reply = self.brain_model.invoke(messages)
+                problem = self._problem(reply, state)
+            except Exception as exc:  # brain boundary: any model or client failure
+                reply, problem = None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            if not problem:
+                return reply
+            messages = [*messages, HumanMessage(
+                f"Your previous reply was not usable: {problem}. Reply with exactly one valid tool call "
+                "on the current image id, or with a short text and no tool call if the image is done."
+            )]
+        get_stream_writer()({"event": "brain_fallback", "reason": problem})
+        reply = self.fallback_model.invoke(messages[:2])
+        reply.content = f"[offline policy after brain failure: {problem}] {reply.content}"
+        return reply
+
+    def _problem(self, reply: Any, state: State) -> str:
+        """Why ``reply`` cannot be executed ('' when it can)."""
+        if not isinstance(reply, AIMessage):
+            return f"expected an AI message, got {type(reply).__name__}"
+        if reply.invalid_tool_calls:
+            bad = reply.invalid_tool_calls[0]
+            return f"malformed tool call {bad.get('name')!r}: {bad.get('error') or 'arguments are not valid JSON'}"
+        if not reply.tool_calls:
+            return "" if str(reply.content).strip() else "empty reply (no tool call and no text)"
+        call = reply.tool_calls[0]
+        if call["name"] not in self.toolbox.tools:
+            return f"unknown tool {call['name']!r}; available: {', '.join(self.toolbox.tools)}"
+        try:
+            args = self.toolbox.validate(call["name"], call["args"])
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            return f"invalid arguments for {call['name']}: {'.'.join(map(str, first['loc']))}: {first['msg']}"
+        if args.image_id != state["current_id"]:
+            return f"image_id must be the current image {state['current_id']!r}, not {args.image_id!r}"
+        return ""
 
     def route_after_brain(self, state: State) -> str:
         if not state.get("pending"):

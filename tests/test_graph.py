@@ -147,21 +147,25 @@ def test_existing_output_is_not_overwritten(tmp_path, noisy_png):
 
 
 def test_brain_cannot_pass_paths_or_unknown_ids(tmp_path, noisy_png):
-    """A brain that names a file path instead of an image id gets a failed step, not file access."""
+    """A brain that names a file path instead of an image id is told so; no tool ever sees the path."""
     from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
     from langchain_core.messages import AIMessage
+
+    seen: list = []
 
     class ScriptedBrain(FakeMessagesListChatModel):
         def bind_tools(self, tools, **kwargs):
             return self
 
+        def _generate(self, messages, *args, **kwargs):
+            seen.append(messages)
+            return super()._generate(messages, *args, **kwargs)
+
     call = {"name": "denoise_nlmeans", "args": {"image_id": str(noisy_png)}, "id": "c1", "type": "tool_call"}
     brain = ScriptedBrain(responses=[AIMessage(content="", tool_calls=[call]), AIMessage(content="done")])
     state = build_graph(_config(tmp_path), brain=brain, registry=_registry()).invoke({"image": str(noisy_png)})
-    (step,) = state["steps"]
-    assert not step["accepted"] and "image id" in step["reason"]
-    assert state["current_id"] == state["original_id"]
-
+    assert state["steps"] == [] and state["current_id"] == state["original_id"]
+    assert "image_id must be the current image" in seen[1][-1].content
 
 def test_tools_are_real_langchain_tools(tmp_path, noisy_png):
     """The brain binds StructuredTools whose schema is the tool's pydantic Args; invoking one runs the tool."""

@@ -84,8 +84,9 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> LoadedI
         raise ImageError(f"{p}: too many pixels ({exc})") from None
     except UnidentifiedImageError:
         raise ImageError(f"{p}: not an image Pillow can read") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{p}: corrupt or truncated image ({exc})") from None
+    except Exception as exc:  # Pillow's decoders raise many types on malformed files (found by fuzzing)
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ImageError(f"{p}: corrupt or truncated image ({detail})") from None
 
 
 def _to_srgb(im: Image.Image, notes: list[str]) -> Image.Image:

@@ -49,14 +49,15 @@ _JSON_BLOCK = re.compile(r"```json\s*(\{.*?\})\s*```", re.DOTALL)
 
 
 def parse_context(messages: Sequence[BaseMessage]) -> dict[str, Any] | None:
-    """The JSON context of the latest human message, if any."""
+    """The JSON context of the latest human message that carries one, if any."""
     for msg in reversed(messages):
         if isinstance(msg, HumanMessage):
             text = msg.content if isinstance(msg.content, str) else " ".join(
                 part.get("text", "") for part in msg.content if isinstance(part, dict)
             )
             m = _JSON_BLOCK.search(text)
-            return json.loads(m.group(1)) if m else None
+            if m:
+                return json.loads(m.group(1))
     return None
 
 

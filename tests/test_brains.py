@@ -1,0 +1,99 @@
+"""LLM brains that misbehave: error back to the brain, bounded retries, then the offline policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from PIL import Image
+
+from restoreagent import Configuration, build_graph
+from restoreagent.graph.brains.offline import parse_context
+from restoreagent.tools import default_registry
+from restoreagent.tools.registry import ToolRegistry
+from restoreagent.tools.synthesis import add_gaussian_noise
+
+
+class ScriptedBrain(BaseChatModel):
+    """Answers from a script of callables (context → AIMessage or exception); records what it saw."""
+
+    script: list
+    seen: list = []
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted"
+
+    def bind_tools(self, tools, **kwargs):
+        return self
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        self.seen.append(messages)
+        step = self.script.pop(0) if self.script else (lambda ctx: AIMessage(content="done"))
+        reply = step(parse_context(messages))
+        if isinstance(reply, Exception):
+            raise reply
+        return ChatResult(generations=[ChatGeneration(message=reply)])
+
+
+def call(name, **args):
+    return lambda ctx: AIMessage(content="", tool_calls=[
+        {"name": name, "args": {"image_id": ctx["image_id"], **args}, "id": "c", "type": "tool_call"}])
+
+
+@pytest.fixture()
+def noisy_png(tmp_path: Path, clean_images) -> Path:
+    noisy = add_gaussian_noise(clean_images["astronaut"], 30, np.random.default_rng(0))
+    path = tmp_path / "noisy.png"
+    Image.fromarray((noisy * 255 + 0.5).astype(np.uint8)).save(path)
+    return path
+
+
+def _run(tmp_path, noisy_png, script):
+    brain = ScriptedBrain(script=script, seen=[])
+    reg = ToolRegistry([default_registry[n] for n in ("denoise_nlmeans", "lowlight_gamma")])
+    graph = build_graph(Configuration(work_dir=tmp_path / "runs", weights_dir=tmp_path / "none", brain_retries=2),
+                        brain=brain, registry=reg)
+    events = []
+    state = None
+    for mode, chunk in graph.stream({"image": str(noisy_png)}, stream_mode=["custom", "values"]):
+        if mode == "custom":
+            events.append(chunk)
+        else:
+            state = chunk
+    return state, brain.seen, events
+
+
+def test_a_valid_call_after_one_unknown_tool(tmp_path, noisy_png):
+    state, seen, events = _run(tmp_path, noisy_png, [call("denoise_magic"), call("denoise_nlmeans")])
+    assert "unknown tool 'denoise_magic'" in seen[1][-1].content
+    assert state["steps"][0]["tool"] == "denoise_nlmeans" and state["steps"][0]["accepted"]
+    assert not any(e["event"] == "brain_fallback" for e in events)
+
+
+@pytest.mark.parametrize(
+    "bad, expected",
+    [
+        (call("denoise_nlmeans", sigma="loud"), "invalid arguments for denoise_nlmeans: sigma"),
+        (call("denoise_nlmeans", colour="red"), "invalid arguments for denoise_nlmeans: colour"),
+        (lambda ctx: AIMessage(content="", invalid_tool_calls=[
+            {"name": "denoise_nlmeans", "args": "{image_id: oops", "id": "c", "error": "bad JSON",
+             "type": "invalid_tool_call"}]), "malformed tool call"),
+        (lambda ctx: AIMessage(content=""), "empty reply"),
+        (lambda ctx: TimeoutError("the model server did not answer"), "TimeoutError"),
+    ],
+    ids=["wrong-type", "extra-arg", "malformed-json", "no-decision", "exception"],
+)
+def test_bad_brains_get_bounded_retries_then_the_offline_policy(tmp_path, noisy_png, bad, expected):
+    state, seen, events = _run(tmp_path, noisy_png, [bad, bad, bad])
+    assert len(seen) >= 3  # first try + 2 retries
+    assert expected in seen[1][-1].content and expected in seen[2][-1].content
+    fallback = [e for e in events if e["event"] == "brain_fallback"]
+    assert fallback and expected in fallback[0]["reason"]
+    # The offline policy took over for that step: the run completed and restored the photo.
+    assert state["steps"][0]["tool"] == "denoise_nlmeans" and state["steps"][0]["accepted"]
+    assert Path(state["output"]).is_file()
