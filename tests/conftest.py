@@ -72,3 +72,16 @@ def clean_images() -> dict[str, np.ndarray]:
         out[name] = crop(getattr(data, name)().astype(np.float32) / 255.0)
     return out
 
+
+
+@pytest.fixture()
+def noisy_png(tmp_path: Path, clean_images) -> Path:
+    """The astronaut crop with Gaussian noise σ=30, saved as PNG."""
+    from PIL import Image
+
+    from restoreagent.tools.synthesis import add_gaussian_noise
+
+    noisy = add_gaussian_noise(clean_images["astronaut"], 30, np.random.default_rng(0))
+    path = tmp_path / "noisy.png"
+    Image.fromarray((noisy * 255 + 0.5).astype(np.uint8)).save(path)
+    return path

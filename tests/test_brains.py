@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
-from PIL import Image
 
 from restoreagent import Configuration, build_graph
 from restoreagent.graph.brains.offline import parse_context
 from restoreagent.tools import default_registry
 from restoreagent.tools.registry import ToolRegistry
-from restoreagent.tools.synthesis import add_gaussian_noise
 
 
 class ScriptedBrain(BaseChatModel):
@@ -45,12 +42,6 @@ def call(name, **args):
         {"name": name, "args": {"image_id": ctx["image_id"], **args}, "id": "c", "type": "tool_call"}])
 
 
-@pytest.fixture()
-def noisy_png(tmp_path: Path, clean_images) -> Path:
-    noisy = add_gaussian_noise(clean_images["astronaut"], 30, np.random.default_rng(0))
-    path = tmp_path / "noisy.png"
-    Image.fromarray((noisy * 255 + 0.5).astype(np.uint8)).save(path)
-    return path
 
 
 def _run(tmp_path, noisy_png, script):

@@ -4,26 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pytest
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
-from PIL import Image
 from typing_extensions import TypedDict
 
 from restoreagent import Configuration, build_graph
 from restoreagent.graph.agent_tool import as_tool
 from restoreagent.tools import default_registry
 from restoreagent.tools.registry import ToolRegistry
-from restoreagent.tools.synthesis import add_gaussian_noise
 
 
-@pytest.fixture()
-def noisy_png(tmp_path: Path, clean_images) -> Path:
-    noisy = add_gaussian_noise(clean_images["astronaut"], 30, np.random.default_rng(0))
-    path = tmp_path / "noisy.png"
-    Image.fromarray((noisy * 255 + 0.5).astype(np.uint8)).save(path)
-    return path
 
 
 def _graph(tmp_path: Path, **kw):

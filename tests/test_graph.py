@@ -42,12 +42,6 @@ class BrokenTool(RestorationTool):
         return np.full_like(image, np.nan)
 
 
-@pytest.fixture()
-def noisy_png(tmp_path: Path, clean_images) -> Path:
-    noisy = add_gaussian_noise(clean_images["astronaut"], 30, np.random.default_rng(0))
-    path = tmp_path / "noisy.png"
-    Image.fromarray((noisy * 255 + 0.5).astype(np.uint8)).save(path)
-    return path
 
 
 def _config(tmp_path: Path, **kw) -> Configuration:
