@@ -382,6 +382,27 @@ def bench(
     out.print((out_dir / "summary.md").read_text(), highlight=False)
 
 
+@app.command("export-sft")
+@user_errors
+def export_sft(
+    out_dir: Path = typer.Option(..., "--out", help="Folder for sft.jsonl and images/."),
+    limit: int = typer.Option(32, "--limit", min=1, help="Number of examples (MiO combinations cycle)."),
+    crop: int = typer.Option(256, "--crop", min=32, help="Centre-crop size of each training image."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the degradations."),
+    clean_dir: Optional[Path] = typer.Option(None, "--clean-dir", help="Folder of clean sets (default ../shared/data/clean)."),
+    weights_dir: Optional[Path] = WeightsOpt,
+) -> None:
+    """Write oracle-labelled examples (image + instruction → plan JSON) as chat-format JSONL."""
+    from .graph.planning.sft import export_sft as run_export
+    from .graph.toolbox import Toolbox
+    from .tools import default_registry
+
+    toolbox = Toolbox(default_registry, _config(weights_dir, None, None, False))
+    _print_skipped(toolbox)
+    path = run_export(toolbox, out_dir, limit, crop, seed, clean_dir, progress=lambda m: err.print(m, highlight=False))
+    out.print(f"wrote {path}", highlight=False)
+
+
 @app.command("bench-memory")
 @user_errors
 def bench_memory(

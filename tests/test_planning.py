@@ -66,3 +66,22 @@ def test_bench_command_writes_results_summary_and_picture(tmp_path, shared_dir):
     assert 0 <= case["agent"]["percentile"] <= 100
     assert "## Group A" in (tmp_path / "out/summary.md").read_text()
     assert (tmp_path / "out/contact.png").is_file()
+
+
+def test_export_sft_writes_oracle_labelled_chat_examples(tmp_path, shared_dir):
+    env = {**os.environ, "RESTOREAGENT_WEIGHTS_DIR": str(tmp_path / "none")}
+    # Cases 3 and 5 of the MiO cycle (dark+noise, noise+jpeg) are covered by weight-free tools.
+    res = subprocess.run([sys.executable, "-m", "restoreagent", "export-sft", "--out", "sft", "--limit", "5",
+                          "--crop", "48", "--clean-dir", str(shared_dir / "data/clean")],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+    assert res.returncode == 0, res.stderr
+    rows = [json.loads(line) for line in (tmp_path / "sft/sft.jsonl").read_text().splitlines()]
+    assert rows and all(len(r["messages"]) == 3 for r in rows)
+    for r in rows:
+        system, user, assistant = r["messages"]
+        assert "Available tools" in system["content"]
+        image = next(part["image"] for part in user["content"] if part["type"] == "image")
+        assert (tmp_path / "sft" / image).is_file()
+        plan = json.loads(assistant["content"])
+        assert sorted(step["task"] for step in plan["plan"]) == sorted(plan["degradations"])
+        assert r["meta"]["source"] not in {p.name for p in (shared_dir / "data/clean/kodak24").iterdir()}
