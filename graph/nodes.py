@@ -110,9 +110,7 @@ class Nodes:
 
     def brain(self, state: State) -> dict[str, Any]:
         messages = [
-            SystemMessage(
-                prompts.render("system", tool_catalogue=self.toolbox.catalogue(), present_threshold=PRESENT)
-            ),
+            SystemMessage(self.toolbox.system_prompt()),
             HumanMessage(
                 prompts.render(
                     "context",

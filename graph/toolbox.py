@@ -60,6 +60,15 @@ class Toolbox:
             out[tool.spec.task].append(name)
         return dict(out)
 
+    def system_prompt(self) -> str:
+        """The brain's system prompt with this toolbox's catalogue (rendered once)."""
+        if not hasattr(self, "_system_prompt"):
+            from .. import prompts
+            from ..tools.assess import PRESENT
+
+            self._system_prompt = prompts.render("system", tool_catalogue=self.catalogue(), present_threshold=PRESENT)
+        return self._system_prompt
+
     def catalogue(self) -> str:
         """A markdown list of the tools for the system prompt."""
         lines = []

@@ -53,6 +53,7 @@ class OracleResult:
     tool_runs: int
     input_psnr: float
     input_ssim: float
+    best_output: np.ndarray | None = None
     failures: dict[Pipeline, str] = field(default_factory=dict)
 
     @property
@@ -121,12 +122,16 @@ def run_oracle(
                     cache[prefix] = None
         return cache[prefix]
 
-    leaves = []
+    leaves: list[Leaf] = []
+    best_output, best_score = None, -np.inf
     for pipeline in enumerate_pipelines(tasks, tools_by_task):
         out = result(pipeline)
         if out is None:
             continue
-        out = match_size(out, clean.shape)
-        leaves.append(Leaf(pipeline, psnr(out, clean), ssim(out, clean)))
+        sized = match_size(out, clean.shape)
+        leaf = Leaf(pipeline, psnr(sized, clean), ssim(sized, clean))
+        if leaf.score > best_score:
+            best_output, best_score = out, leaf.score
+        leaves.append(leaf)
     base = match_size(degraded, clean.shape)
-    return OracleResult(leaves, runs, psnr(base, clean), ssim(base, clean), failures)
+    return OracleResult(leaves, runs, psnr(base, clean), ssim(base, clean), best_output, failures)

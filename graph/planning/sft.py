@@ -19,8 +19,6 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from ... import prompts
-from ...tools.assess import PRESENT
 from ...tools.datasets import load_rgb, split_files
 from ...tools.files import atomic_write
 from ...tools.imageio import save_png
@@ -47,7 +45,7 @@ def export_sft(
     """Write ``limit`` oracle-labelled examples to ``out_dir/sft.jsonl`` (+ ``images/``)."""
     files = split_files("train", clean_dir)
     by_task = toolbox.tools_by_task()
-    system = prompts.render("system", tool_catalogue=toolbox.catalogue(), present_threshold=PRESENT)
+    system = toolbox.system_prompt()
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     lines = []
     for i in range(limit):
