@@ -69,10 +69,14 @@ def choose(
     threshold = float(context.get("present_threshold", 0.2))
     tools_by_task: dict[str, list[str]] = context.get("tools_by_task", {})
     history = context.get("history", [])
-    used = {step["tool"] for step in history}
-    done = {step["task"] for step in history if step["accepted"]}
+    # Steps undone by the user (``active`` false) count neither as done nor as used:
+    # after "skip dehazing" the later tasks are redone on the reverted image.
+    live = [step for step in history if step.get("active", True)]
+    used = {step["tool"] for step in live}
+    done = {step["task"] for step in live if step["accepted"]}
+    skip = set(context.get("skip_tasks", []))
     for task in TASK_ORDER:
-        if task in done or severities.get(task, 0.0) < threshold:
+        if task in done or task in skip or severities.get(task, 0.0) < threshold:
             continue
         offered = [t for t in tools_by_task.get(task, []) if t in bound]
         ranked = [t for t in (preference or {}).get(task, ()) if t in offered]
