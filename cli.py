@@ -10,6 +10,7 @@ from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(
@@ -33,17 +34,18 @@ def user_errors(fn: Callable) -> Callable:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from pydantic import ValidationError
 
+        from .graph.brains.factory import BrainSpecError
         from .tools.base import ToolError
         from .tools.imageio import ImageError
 
         try:
             return fn(*args, **kwargs)
-        except (CliError, ImageError, FileExistsError, FileNotFoundError, IsADirectoryError, PermissionError, ToolError) as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        except (CliError, BrainSpecError, ImageError, FileExistsError, FileNotFoundError, IsADirectoryError, PermissionError, ToolError) as exc:
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            err.print(f"[bold red]error:[/] invalid {where}: {first['msg']}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] invalid {where}: {escape(first['msg'])}", highlight=False, soft_wrap=True)
         except KeyboardInterrupt:
             err.print("[bold red]interrupted[/]")
             raise typer.Exit(130)
@@ -83,7 +85,7 @@ def _progress_printer() -> Callable[[dict], None]:
             err.print(f"step {e['step']}: {e['tool']} …", highlight=False)
         elif kind == "observed":
             mark = "[green]accepted[/]" if e["accepted"] else "[red]rolled back[/]"
-            err.print(f"step {e['step']}: {e['tool']} {mark}: {e['reason']}", highlight=False)
+            err.print(f"step {e['step']}: {e['tool']} {mark}: {escape(e['reason'])}", highlight=False)
         elif kind == "finished":
             err.print(f"done ({e['reason']})", highlight=False)
 
@@ -100,6 +102,10 @@ WeightsOpt = typer.Option(None, "--weights-dir", help="Folder of pretrained weig
 DeviceOpt = typer.Option(None, "--device", help="auto, cpu or cuda (env RESTOREAGENT_DEVICE).")
 StepsOpt = typer.Option(None, "--max-steps", min=1, max=64, help="Step budget (default 8).")
 PermissiveOpt = typer.Option(False, "--permissive-only", help="Use only models whose licence allows commercial use.")
+BrainOpt = typer.Option(
+    None, "--brain", envvar="RESTOREAGENT_BRAIN",
+    help="offline (default), qwen-vl:DIR, openai:MODEL, anthropic:MODEL or ollama:MODEL.",
+)
 
 
 @app.command()
@@ -114,8 +120,10 @@ def restore(
     max_steps: Optional[int] = StepsOpt,
     permissive_only: bool = PermissiveOpt,
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Refuse larger inputs (default 179 M)."),
+    brain: Optional[str] = BrainOpt,
 ) -> None:
     """Restore INPUT and write the result to OUTPUT (a folder: every photo in it, resumably)."""
+    from .graph.brains.factory import make_brain
     from .graph.graph import build_graph
     from .graph.toolbox import Toolbox
     from .tools import default_registry
@@ -131,9 +139,10 @@ def restore(
         if output.exists() and not overwrite:
             raise FileExistsError(f"output {output} exists; pass --overwrite to replace it")
         load_image(input, config.max_pixels)  # fail fast, before any model loads, on a bad input
+    chat_model = make_brain(brain)
     toolbox = Toolbox(default_registry, config)
     _print_skipped(toolbox)
-    graph = build_graph(config, toolbox=toolbox)
+    graph = build_graph(config, toolbox=toolbox, brain=chat_model)
     if input.is_dir():
         results = _restore_folder(input, output, graph, config, overwrite)
         if report is not None:
@@ -193,6 +202,86 @@ def _restore_folder(folder: Path, out_dir: Path, graph: Any, config: Any, overwr
     out.print(f"{counts['restored']} restored, {counts['skipped (done)']} already done, {counts['failed']} failed",
               highlight=False)
     return results
+
+
+@app.command()
+@user_errors
+def chat(
+    input: Path = typer.Argument(..., help="The photo to restore and talk about (never modified)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Where each turn's PNG goes (default ./STEM-chat)."),
+    thread: Optional[str] = typer.Option(None, "--thread", help="Continue this conversation (printed at the start)."),
+    db: Optional[Path] = typer.Option(None, "--db", help="Conversation store (default ~/.local/share/restoreagent/threads.sqlite)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing turn-N.png files."),
+    approve: bool = typer.Option(False, "--approve", help="Ask before every tool call (yes / no / edited JSON args)."),
+    brain: Optional[str] = BrainOpt,
+    weights_dir: Optional[Path] = WeightsOpt,
+    device: Optional[str] = DeviceOpt,
+    max_steps: Optional[int] = StepsOpt,
+    permissive_only: bool = PermissiveOpt,
+) -> None:
+    """Restore INPUT, then talk about it: 'what did you do?', 'undo the last step', 'that is too dark',
+    'use a stronger denoiser', 'skip dehazing'. Each turn's image is saved; an empty line or 'quit' ends."""
+    from .graph.brains.factory import make_brain
+    from .graph.chat import Conversation
+    from .tools.imageio import load_image
+
+    config = _config(weights_dir, device, max_steps, permissive_only).model_copy(update={"approve_tools": approve})
+    load_image(input, config.max_pixels)  # a bad input fails here, in one line
+    folder = out_dir or Path(f"{input.stem}-chat")
+    folder.mkdir(parents=True, exist_ok=True)
+    chat_model = make_brain(brain)
+
+    def target(turn: int) -> Path:
+        path = folder / f"turn-{turn}.png"
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} exists; pass --overwrite or choose another --out-dir")
+        return path
+
+    def show(turn: Any) -> None:
+        out.print(f"[bold]agent:[/] {escape(turn.reply)}", highlight=False)
+        out.print(f"saved {turn.output}", highlight=False)
+
+    with Conversation(config, brain=chat_model, db_path=db, thread_id=thread, approver=_ask_approval) as conv:
+        err.print(f"thread {conv.thread_id} (continue later with --thread {conv.thread_id})", highlight=False)
+        if conv.started:
+            turn_no = conv.state().get("turn", 1)
+            err.print(f"continuing at turn {turn_no}; the current image is {conv.state()['output']}", highlight=False)
+        else:
+            turn = conv.start(input, target(1), overwrite=overwrite, on_event=_progress_printer())
+            show(turn)
+            turn_no = turn.turn
+        while True:
+            try:
+                text = input_line("you> ")
+            except EOFError:
+                break
+            if text.strip().lower() in ("", "quit", "exit", "bye", "q"):
+                break
+            turn = conv.say(text, target(turn_no + 1), overwrite=overwrite, on_event=_progress_printer())
+            show(turn)
+            turn_no = turn.turn
+
+
+def input_line(prompt: str) -> str:
+    out.print(prompt, end="", highlight=False)
+    return sys.stdin.readline() if not sys.stdin.isatty() else input()
+
+
+def _ask_approval(request: dict) -> Any:
+    """Ask in the terminal whether to run a proposed tool call."""
+    args = escape(json.dumps(request["args"]))
+    out.print(f"run [bold]{request['tool']}[/] {args}? " + escape("[y]es / [n]o / JSON args to edit: "),
+              end="", highlight=False)
+    answer = sys.stdin.readline().strip()
+    if answer.startswith("{"):
+        try:
+            return {"action": "edit", "args": json.loads(answer)}
+        except json.JSONDecodeError:
+            err.print("not valid JSON; running the proposed call", highlight=False)
+            return "approve"
+    if answer.lower() in ("n", "no"):
+        return {"action": "reject", "reason": "the user said no"}
+    return "approve"
 
 
 @app.command()

@@ -36,6 +36,9 @@ class Configuration(BaseModel):
     brain_retries: int = Field(
         default=2, ge=0, le=10, description="Retries after an unusable brain reply, before the offline policy decides."
     )
+    brain_image_side: int = Field(
+        default=512, ge=64, le=4096, description="Longest side of the image shown to a multimodal brain."
+    )
     approve_tools: bool = Field(
         default=False, description="Pause before every tool call for the caller's approval (LangGraph interrupt)."
     )

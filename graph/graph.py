@@ -1,9 +1,13 @@
 """``build_graph``: the compiled LangGraph state machine.
 
-    perceive → brain ─┬─ act → observe ─┐
-                      │   ↑             │
-                      │   └── brain ←───┘
-                      └─ finish → END
+    perceive ─┐
+              ├→ brain ─┬─ act → observe ─┐
+    converse ─┘    ↑    │                 │
+                   │    └─ finish → END   │
+                   └──────────────────────┘
+
+A thread's first call (``{"image": ...}``) starts at perceive; a later call on the
+same thread (``{"message": "undo the last step"}``) starts at converse.
 """
 
 from __future__ import annotations
@@ -58,12 +62,14 @@ def build_graph(
 
     builder = StateGraph(State, input_schema=RestoreInput)
     builder.add_node("perceive", nodes.perceive)
+    builder.add_node("converse", nodes.converse)
     builder.add_node("brain", nodes.brain)
     builder.add_node("act", nodes.act)
     builder.add_node("observe", nodes.observe)
     builder.add_node("finish", nodes.finish)
-    builder.add_edge(START, "perceive")
+    builder.add_conditional_edges(START, nodes.route_start, ["perceive", "converse"])
     builder.add_edge("perceive", "brain")
+    builder.add_edge("converse", "brain")
     builder.add_conditional_edges("brain", nodes.route_after_brain, ["act", "finish"])
     builder.add_edge("act", "observe")
     builder.add_edge("observe", "brain")

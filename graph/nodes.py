@@ -1,7 +1,9 @@
 """The nodes of the restoration loop: perceive → brain → act → observe → … → finish.
 
 * perceive: validate the input, load the photo into a fresh artifact store, assess it;
-* brain: render the context, ask the chat model for the next tool call (or none);
+* converse: on a thread that already restored its photo, start a new turn from a chat message;
+* brain: render the context (and the current image for a multimodal brain), ask the chat
+  model for the next tool call (or none);
 * act: execute exactly one tool call on the current image;
 * observe: re-assess the result, accept it or roll back to the previous image;
 * finish: write the restored PNG atomically.
@@ -11,6 +13,8 @@ Every node emits custom stream events (``graph.stream(..., stream_mode="custom")
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import time
 import uuid
@@ -30,6 +34,7 @@ from ..tools.base import ToolError
 from ..tools.imageio import load_image, save_png
 from .brains.offline import OfflinePolicy
 from .configuration import Configuration
+from .conversation import REVERT, RevertArgs, active_flags, known_images, revert_tool
 from .state import RestoreInput, State, Step
 from .store import ArtifactStore, UnknownImageId
 from .toolbox import Toolbox
@@ -38,10 +43,17 @@ Assessor = Callable[[np.ndarray], Assessment]
 
 
 def judge(
-    task: str, before: dict[str, float], after: Assessment, quality_before: float, tolerance: float
+    task: str, before: dict[str, float], after: Assessment, quality_before: float, tolerance: float,
+    requested: bool = False,
 ) -> tuple[bool, str]:
-    """Accept a step only if it reduced its target and made nothing else notably worse."""
+    """Accept a step only if it reduced its target and made nothing else notably worse.
+
+    A step the user asked for in the conversation ("that is too dark") is accepted
+    as long as the tool worked: the user judges it, and can undo it.
+    """
     b, a = before.get(task, 0.0), after.degradations.get(task, 0.0)
+    if requested:
+        return True, f"requested by the user; {task} {b:.2f} → {a:.2f}; quality {quality_before:.3f} → {after.quality:.3f}"
     if b >= PRESENT and a > b - 0.02:
         return False, f"did not reduce {task} ({b:.2f} → {a:.2f})"
     for name, sev in after.degradations.items():
@@ -59,8 +71,11 @@ class Nodes:
     def __init__(self, config: Configuration, toolbox: Toolbox, brain: BaseChatModel, assessor: Assessor) -> None:
         self.config = config
         self.toolbox = toolbox
-        self.brain_model = brain.bind_tools(toolbox.langchain_tools)
-        self.fallback_model = OfflinePolicy().bind_tools(toolbox.langchain_tools)
+        tools = [*toolbox.langchain_tools, revert_tool]
+        self.brain_model = brain.bind_tools(tools)
+        self.fallback_model = OfflinePolicy().bind_tools(tools)
+        # A multimodal brain sees the current image; the offline policy needs only numbers.
+        self.send_image = not isinstance(brain, OfflinePolicy)
         self.assessor = assessor
 
     # -- perceive ---------------------------------------------------------------
@@ -68,6 +83,8 @@ class Nodes:
         request = RestoreInput.model_validate(
             {k: state[k] for k in ("image", "output", "overwrite") if state.get(k) is not None}
         )
+        if request.image is None:
+            raise ValueError("no image: start a thread with {'image': PATH}, then send {'message': ...}")
         if request.output and Path(request.output).exists() and not request.overwrite:
             raise FileExistsError(f"{request.output} exists; pass overwrite=True (CLI: --overwrite) to replace it")
         loaded = load_image(request.image, self.config.max_pixels)
@@ -91,44 +108,104 @@ class Nodes:
             "quality": report.quality,
             "plan": list(report.present),
             "steps": [],
+            "turn": 1,
+            "turn_start": 0,
+            "instructions": state.get("instructions") or state.get("message"),
+            "message": None,
         }
+
+    # -- converse -------------------------------------------------------------------
+    def converse(self, state: State) -> dict[str, Any]:
+        """Start a new turn on a thread: record the user's message for the brain."""
+        text = str(state.get("message") or "").strip()
+        output = state.get("output")
+        if output and output in state.get("written", []):
+            output = None  # last turn's file: this turn writes its own unless told where
+        turn = state.get("turn", 1) + 1
+        get_stream_writer()({"event": "message", "turn": turn, "text": text})
+        return {
+            "turn": turn,
+            "turn_start": len(state.get("steps", [])),
+            "started_at": time.time(),
+            "requests": [text],
+            "message": None,
+            "pending": None,
+            "output": output,
+            "messages": [HumanMessage(text)],
+        }
+
+    @staticmethod
+    def route_start(state: State) -> str:
+        return "converse" if state.get("message") and state.get("current_id") else "perceive"
 
     # -- brain --------------------------------------------------------------------
     def context(self, state: State) -> dict[str, Any]:
+        steps = state.get("steps", [])
+        active = active_flags(state["current_id"], state["original_id"], steps)
+        turn = state.get("turn", 1)
         return {
             "image_id": state["current_id"],
+            "original_image_id": state["original_id"],
             "degradations": state["degradations"],
             "present_threshold": PRESENT,
             "quality": state["quality"],
             "tools_by_task": self.toolbox.tools_by_task(),
             "history": [
-                {k: s[k] for k in ("tool", "task", "accepted", "reason")} for s in state.get("steps", [])
+                {
+                    **{k: s[k] for k in ("index", "tool", "task", "accepted", "reason", "input_id", "output_id")},
+                    "turn": s.get("turn", 1),
+                    "active": active[s["index"]],
+                }
+                for s in steps
             ],
-            "remaining_steps": self.config.max_steps - len(state.get("steps", [])),
+            "remaining_steps": self._steps_left(state),
             "user_instructions": state.get("instructions"),
+            "turn": turn,
+            "user_message": state["requests"][-1] if turn > 1 and state.get("requests") else None,
+            "requests": state.get("requests", []),
         }
 
+    def _steps_left(self, state: State) -> int:
+        return self.config.max_steps - (len(state.get("steps", [])) - state.get("turn_start", 0))
+
+    def _image_block(self, state: State) -> dict[str, Any]:
+        """The current image as a standard content block, built now and never stored in state."""
+        from PIL import Image
+
+        rgb = ArtifactStore(state["run_dir"]).get(state["current_id"])
+        image = Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8))
+        image.thumbnail((self.config.brain_image_side, self.config.brain_image_side), Image.Resampling.LANCZOS)
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return {"type": "image", "base64": base64.b64encode(buffer.getvalue()).decode("ascii"), "mime_type": "image/png"}
+
     def brain(self, state: State) -> dict[str, Any]:
-        messages = [
-            SystemMessage(self.toolbox.system_prompt()),
-            HumanMessage(
-                prompts.render(
-                    "context",
-                    step=len(state.get("steps", [])) + 1,
-                    max_steps=self.config.max_steps,
-                    context_json=json.dumps(self.context(state), indent=1),
-                )
-            ),
-        ]
+        text = prompts.render(
+            "context",
+            step=len(state.get("steps", [])) - state.get("turn_start", 0) + 1,
+            max_steps=self.config.max_steps,
+            context_json=json.dumps(self.context(state), indent=1),
+        )
+        content: Any = [{"type": "text", "text": text}, self._image_block(state)] if self.send_image else text
+        messages = [SystemMessage(self.toolbox.system_prompt()), HumanMessage(content)]
         reply = self._decide(messages, state)
         calls = reply.tool_calls
-        pending = {"name": calls[0]["name"], "args": calls[0]["args"], "id": calls[0]["id"]} if calls else None
+        pending = None
+        if calls:
+            pending = {
+                "name": calls[0]["name"], "args": calls[0]["args"], "id": calls[0]["id"],
+                # set by the offline policy when the call carries out a user's chat request
+                "requested": bool(reply.additional_kwargs.get("user_request")),
+            }
         # Every tool call needs an answer in the transcript; only the first one runs.
         skipped = [
             ToolMessage(content="Not executed: one tool call per step.", tool_call_id=c["id"]) for c in calls[1:]
         ]
         get_stream_writer()({"event": "decided", "tool": pending["name"] if pending else None, "text": reply.content})
-        return {"messages": [reply, *skipped], "pending": pending}
+        update: dict[str, Any] = {"messages": [reply, *skipped], "pending": pending}
+        if pending is None:
+            update["reply"] = str(reply.content)
+        return update
 
     def _decide(self, messages: list, state: State) -> AIMessage:
         """Ask the brain; on an unusable answer tell it why and retry, then fall back.
@@ -165,6 +242,8 @@ class Nodes:
         if not reply.tool_calls:
             return "" if str(reply.content).strip() else "empty reply (no tool call and no text)"
         call = reply.tool_calls[0]
+        if call["name"] == REVERT:
+            return self._revert_problem(call["args"], state)
         if call["name"] not in self.toolbox.tools:
             return f"unknown tool {call['name']!r}; available: {', '.join(self.toolbox.tools)}"
         try:
@@ -176,10 +255,22 @@ class Nodes:
             return f"image_id must be the current image {state['current_id']!r}, not {args.image_id!r}"
         return ""
 
+    @staticmethod
+    def _revert_problem(args: dict[str, Any], state: State) -> str:
+        try:
+            target = RevertArgs.model_validate(args).image_id
+        except ValidationError as exc:
+            return f"invalid arguments for {REVERT}: {exc.errors()[0]['msg']}"
+        if target not in known_images(state["original_id"], state.get("steps", [])):
+            return f"{REVERT}: {target!r} is not the original or an accepted step's output"
+        if target == state["current_id"]:
+            return f"{REVERT}: {target!r} is already the current image"
+        return ""
+
     def route_after_brain(self, state: State) -> str:
         if not state.get("pending"):
             return "finish"
-        if len(state.get("steps", [])) >= self.config.max_steps:
+        if self._steps_left(state) <= 0:
             return "finish"
         if time.time() - state["started_at"] > self.config.time_budget_s:
             return "finish"
@@ -198,13 +289,19 @@ class Nodes:
         writer({"event": "tool_start", "step": index, "tool": call["name"], "args": call["args"]})
         t0 = time.perf_counter()
         try:
-            if call["name"] not in self.toolbox.tools:
+            if call["name"] == REVERT:
+                problem = self._revert_problem(call["args"], state)
+                if problem:
+                    raise ToolError(problem)
+                result["output_id"] = RevertArgs.model_validate(call["args"]).image_id
+            elif call["name"] not in self.toolbox.tools:
                 raise ToolError(f"unknown tool {call['name']!r}")
-            args = self.toolbox.validate(call["name"], call["args"])
-            if args.image_id != state["current_id"]:
-                raise ToolError(f"image id {args.image_id!r} is not the current image {state['current_id']!r}")
-            run = self.toolbox.run(call["name"], args, ArtifactStore(state["run_dir"]), self.config.tool_timeout_s)
-            result["output_id"] = run.output_id
+            else:
+                args = self.toolbox.validate(call["name"], call["args"])
+                if args.image_id != state["current_id"]:
+                    raise ToolError(f"image id {args.image_id!r} is not the current image {state['current_id']!r}")
+                run = self.toolbox.run(call["name"], args, ArtifactStore(state["run_dir"]), self.config.tool_timeout_s)
+                result["output_id"] = run.output_id
         except (ToolError, ValidationError, UnknownImageId) as exc:
             result["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         result["seconds"] = round(time.perf_counter() - t0, 4)
@@ -233,7 +330,7 @@ class Nodes:
     def observe(self, state: State) -> dict[str, Any]:
         call = state["pending"]
         tool = self.toolbox.tools.get(call["name"])
-        task = tool.spec.task if tool else "unknown"
+        task = "undo" if call["name"] == REVERT else tool.spec.task if tool else "unknown"
         before_q = state["quality"]
         step = dict(
             index=len(state.get("steps", [])) + 1,
@@ -244,6 +341,8 @@ class Nodes:
             output_id=call.get("output_id"),
             quality_before=before_q,
             seconds=call.get("seconds", 0.0),
+            turn=state.get("turn", 1),
+            requested=bool(call.get("requested")),
         )
         update: dict[str, Any] = {"pending": None}
         if call.get("error"):
@@ -251,7 +350,14 @@ class Nodes:
             accepted, reason = False, err if err.startswith("rejected") else f"tool failed: {err}"
         else:
             after = self.assessor(ArtifactStore(state["run_dir"]).get(call["output_id"]))
-            accepted, reason = judge(task, state["degradations"], after, before_q, self.config.accept_tolerance)
+            if call["name"] == REVERT:
+                note = call["args"].get("reason") or "asked to undo"
+                accepted, reason = True, f"back to {call['output_id']} ({note})"
+            else:
+                accepted, reason = judge(
+                    task, state["degradations"], after, before_q, self.config.accept_tolerance,
+                    requested=bool(call.get("requested")),
+                )
             step.update(quality_after=after.quality, degradations_after=after.degradations)
             if accepted:
                 update.update(
@@ -280,7 +386,9 @@ class Nodes:
     # -- finish -------------------------------------------------------------------
     def finish(self, state: State) -> dict[str, Any]:
         store = ArtifactStore(state["run_dir"])
-        out = Path(state.get("output") or Path(state["run_dir"]) / "restored.png")
+        turn = state.get("turn", 1)
+        default = Path(state["run_dir"]) / ("restored.png" if turn == 1 else f"restored-turn{turn}.png")
+        out = Path(state.get("output") or default)
         rgb = store.get(state["current_id"])
         alpha = None
         if state.get("alpha_id"):
@@ -290,13 +398,13 @@ class Nodes:
 
                 alpha = cv2.resize(alpha, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
         save_png(rgb, out, overwrite=bool(state.get("overwrite")) or not state.get("output"), alpha=alpha)
-        steps = state.get("steps", [])
-        if not state.get("pending") and len(steps) < self.config.max_steps:
+        if not state.get("pending"):
             reason = "the brain is done"
-        elif len(steps) >= self.config.max_steps:
+        elif self._steps_left(state) <= 0:
             reason = f"step budget ({self.config.max_steps}) reached"
         else:
             reason = f"time budget ({self.config.time_budget_s:g} s) reached"
-        get_stream_writer()({"event": "finished", "output": str(out), "reason": reason})
-        return {"output": str(out), "done_reason": reason, "pending": None}
+        reply = state.get("reply") if not state.get("pending") else reason
+        get_stream_writer()({"event": "finished", "output": str(out), "reason": reason, "reply": reply})
+        return {"output": str(out), "done_reason": reason, "pending": None, "written": [str(out)], "reply": reply or ""}
 

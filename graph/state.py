@@ -18,11 +18,17 @@ from typing_extensions import NotRequired, TypedDict
 class RestoreInput(BaseModel):
     """What a caller passes to ``graph.invoke``."""
 
-    image: str = Field(description="Path of the photo to restore (read, never modified).")
+    image: str | None = Field(
+        default=None, description="Path of the photo to restore (read, never modified). Required on a thread's first call."
+    )
     output: str | None = Field(default=None, description="Where to write the restored PNG (default: in the run folder).")
     overwrite: bool = Field(default=False, description="Replace an existing output file.")
     instructions: str | None = Field(
         default=None, description="Free-text wishes for the brain (an LLM brain reads them; the offline policy does not)."
+    )
+    message: str | None = Field(
+        default=None,
+        description="A follow-up chat message on a thread that already restored its photo, e.g. 'undo the last step'.",
     )
 
 
@@ -37,6 +43,8 @@ class Step(BaseModel):
     output_id: str | None = None
     accepted: bool
     reason: str
+    turn: int = 1
+    requested: bool = False
     quality_before: float
     quality_after: float | None = None
     degradations_after: dict[str, float] = Field(default_factory=dict)
@@ -45,10 +53,17 @@ class Step(BaseModel):
 
 class State(TypedDict):
     # Input (validated by RestoreInput in the perceive node)
-    image: str
+    image: NotRequired[str | None]
     output: NotRequired[str | None]
     overwrite: NotRequired[bool]
     instructions: NotRequired[str | None]
+    message: NotRequired[str | None]
+    # Conversation: turn 1 is the first restoration, each chat message starts another
+    turn: NotRequired[int]
+    turn_start: NotRequired[int]
+    requests: NotRequired[Annotated[list[str], operator.add]]
+    reply: NotRequired[str]
+    written: NotRequired[Annotated[list[str], operator.add]]
     # Run bookkeeping
     run_dir: NotRequired[str]
     started_at: NotRequired[float]

@@ -29,6 +29,8 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
+from .intents import respond, skipped_tasks
+
 #: Sensor noise and compression first (they were added last, at the image's current
 #: scale; a denoiser also clears most compressed noise), then super-resolution, so that
 #: blur, rain and haze — which happened at the scene's full scale — are treated at
@@ -111,7 +113,11 @@ class OfflinePolicy(BaseChatModel):
         context = parse_context(messages)
         if context is None:
             message = AIMessage(content="I need an image context (a ```json block) to decide.")
+        elif (answer := respond(context, bound)) is not None:
+            message = answer  # this turn's chat request (undo, too dark, ...)
         else:
+            context = {**context, "skip_tasks": sorted({*context.get("skip_tasks", []),
+                                                        *skipped_tasks(context.get("requests", []))})}
             decision = choose(context, bound, self.preference)
             if decision is None:
                 message = AIMessage(content="Done: no remaining degradation that an untried tool can address.")
