@@ -235,3 +235,15 @@ def test_chat_command_bad_input(tmp_path, dark_noisy_png, extra, message):
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
     missing = CliRunner().invoke(app, ["chat", str(tmp_path / "nope.png")])
     assert missing.exit_code == 2 and "no such file" in missing.output
+
+
+def test_chat_command_asks_before_each_tool(tmp_path, dark_noisy_png, monkeypatch):
+    monkeypatch.setenv("RESTOREAGENT_WORK_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("RESTOREAGENT_WEIGHTS_DIR", str(tmp_path / "no-weights"))
+    args = ["chat", str(dark_noisy_png), "--out-dir", str(tmp_path / "c"), "--db", str(tmp_path / "t.sqlite"),
+            "--approve", "--max-steps", "2"]
+    result = CliRunner().invoke(app, args, input="n\nn\nquit\n")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("[y]es / [n]o") == 2 and "rejected by the user" in result.output
+    restored = np.asarray(Image.open(tmp_path / "c" / "turn-1.png").convert("RGB"))
+    np.testing.assert_array_equal(restored, np.asarray(Image.open(dark_noisy_png).convert("RGB")))
