@@ -86,3 +86,13 @@ def test_sdk_thread_stream_interrupt_resume_and_state(server, clean_images):
     assert final["steps"] and any(s["accepted"] for s in final["steps"])
     assert Path(final["output"]).is_file()
     assert Image.open(final["output"]).size == (192, 192)
+
+    # Chat on the same server thread: a follow-up message starts a new turn.
+    chat = list(client.runs.stream(tid, "restoreagent", input={"message": "undo the last step"},
+                                   stream_mode=["custom"]))
+    chat_events = [c.data for c in chat if c.event == "custom"]
+    assert chat_events[0] == {"event": "message", "turn": 2, "text": "undo the last step"}
+    after = client.threads.get_state(tid)["values"]
+    last_kept = [s for s in final["steps"] if s["accepted"]][-1]
+    assert after["steps"][-1]["tool"] == "revert" and after["current_id"] == last_kept["input_id"]
+    assert after["output"] != final["output"] and Path(after["output"]).is_file()
