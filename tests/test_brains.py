@@ -5,43 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
 
 from restoreagent import Configuration, build_graph
-from restoreagent.graph.brains.offline import parse_context
 from restoreagent.tools import default_registry
 from restoreagent.tools.registry import ToolRegistry
-
-
-class ScriptedBrain(BaseChatModel):
-    """Answers from a script of callables (context → AIMessage or exception); records what it saw."""
-
-    script: list
-    seen: list = []
-
-    @property
-    def _llm_type(self) -> str:
-        return "scripted"
-
-    def bind_tools(self, tools, **kwargs):
-        return self
-
-    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
-        self.seen.append(messages)
-        step = self.script.pop(0) if self.script else (lambda ctx: AIMessage(content="done"))
-        reply = step(parse_context(messages))
-        if isinstance(reply, Exception):
-            raise reply
-        return ChatResult(generations=[ChatGeneration(message=reply)])
-
-
-def call(name, **args):
-    return lambda ctx: AIMessage(content="", tool_calls=[
-        {"name": name, "args": {"image_id": ctx["image_id"], **args}, "id": "c", "type": "tool_call"}])
-
-
+from scripted import ScriptedBrain, call
 
 
 def _run(tmp_path, noisy_png, script):

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -23,6 +21,7 @@ from restoreagent.graph.toolbox import Toolbox
 from restoreagent.tools import default_registry
 from restoreagent.tools.registry import ToolRegistry
 from restoreagent.tools.synthesis import add_gaussian_noise, darken
+from scripted import ScriptedBrain, call
 
 TOOLS = ("denoise_nlmeans", "lowlight_gamma", "lowlight_clahe")
 
@@ -143,41 +142,16 @@ def test_outputs_are_never_overwritten_without_asking(config, tmp_path, dark_noi
     assert target.read_bytes() == b"keep me"
 
 
-class ScriptedLLM(BaseChatModel):
-    """A tool-calling chat model that follows a script and records the messages it saw."""
-
-    script: list
-    seen: list = []
-
-    @property
-    def _llm_type(self) -> str:
-        return "scripted-llm"
-
-    def bind_tools(self, tools, **kwargs):
-        return self
-
-    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
-        self.seen.append(messages)
-        context = parse_context(messages)
-        step = self.script.pop(0) if self.script else (lambda ctx: AIMessage(content="All done."))
-        return ChatResult(generations=[ChatGeneration(message=step(context))])
-
-
-def _call(name, **args):
-    return lambda ctx: AIMessage(content="", tool_calls=[
-        {"name": name, "args": {"image_id": ctx["image_id"], **args}, "id": "c1", "type": "tool_call"}])
-
-
 def test_an_llm_brain_sees_the_image_and_the_message_and_can_revert(config, tmp_path, dark_noisy_png):
-    brain = ScriptedLLM(script=[
-        _call("denoise_nlmeans"),
+    brain = ScriptedBrain(script=[
+        call("denoise_nlmeans"),
         lambda ctx: AIMessage(content="Denoised."),
         # turn 2: "go back to the original" → the LLM reverts by image id
         lambda ctx: AIMessage(content="", tool_calls=[{"name": "revert", "args": {
             "image_id": ctx["original_image_id"], "reason": "the user wants the original"},
             "id": "c2", "type": "tool_call"}]),
         lambda ctx: AIMessage(content="Back to the original, as you asked."),
-    ], seen=[])
+    ], seen=[], default=lambda ctx: AIMessage(content="All done."))
     with _conversation(config, tmp_path, brain=brain) as chat:
         first = chat.start(dark_noisy_png)
         assert first.steps[0].tool == "denoise_nlmeans" and first.reply == "Denoised."

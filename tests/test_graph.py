@@ -233,26 +233,10 @@ def test_failing_tools_are_rolled_back_and_the_brain_moves_on(tmp_path, noisy_pn
 
 def test_a_looping_brain_is_stopped_by_the_step_budget(tmp_path, noisy_png):
     """A brain that calls a tool forever (on whatever the current image is) hits max_steps."""
-    from langchain_core.language_models import BaseChatModel
-    from langchain_core.messages import AIMessage
-    from langchain_core.outputs import ChatGeneration, ChatResult
+    from scripted import ScriptedBrain, call
 
-    from restoreagent.graph.brains.offline import parse_context
-
-    class LoopingBrain(BaseChatModel):
-        @property
-        def _llm_type(self) -> str:
-            return "looping"
-
-        def bind_tools(self, tools, **kwargs):
-            return self
-
-        def _generate(self, messages, stop=None, run_manager=None, **kwargs):
-            ctx = parse_context(messages)
-            call = {"name": "denoise_nlmeans", "args": {"image_id": ctx["image_id"]}, "id": "x", "type": "tool_call"}
-            return ChatResult(generations=[ChatGeneration(message=AIMessage(content="again", tool_calls=[call]))])
-
-    graph = build_graph(_config(tmp_path, max_steps=4), brain=LoopingBrain(), registry=_registry())
+    looping = ScriptedBrain(script=[], default=call("denoise_nlmeans"))
+    graph = build_graph(_config(tmp_path, max_steps=4), brain=looping, registry=_registry())
     state = graph.invoke({"image": str(noisy_png)})
     assert len(state["steps"]) == 4
     assert state["done_reason"] == "step budget (4) reached"
