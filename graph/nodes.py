@@ -149,6 +149,8 @@ class Nodes:
             "degradations": state["degradations"],
             "present_threshold": PRESENT,
             "quality": state["quality"],
+            # the assessor's raw signals (blind σ, blockiness, luminance, presence probabilities, NIQE)
+            "measures": (state.get("assessment") or {}).get("measures", {}),
             "tools_by_task": self.toolbox.tools_by_task(),
             "history": [
                 {
