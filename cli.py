@@ -451,8 +451,10 @@ def bench(
     seed: int = typer.Option(0, "--seed", help="Seed of degradations and the random planner."),
     weights_dir: Optional[Path] = WeightsOpt,
     permissive_only: bool = PermissiveOpt,
+    brain: Optional[str] = BrainOpt,
 ) -> None:
     """Run planners on MiO-protocol cases and compare them with the exhaustive oracle."""
+    from .graph.brains.factory import make_brain
     from .graph.graph import build_graph
     from .graph.planning.benchmark import PLANNERS, make_cases, run_benchmark
     from .graph.toolbox import Toolbox
@@ -466,7 +468,7 @@ def bench(
     toolbox = Toolbox(default_registry, config)
     _print_skipped(toolbox)
     cases = make_cases(images, limit, crop, seed)
-    graph = build_graph(config, toolbox=toolbox)
+    graph = build_graph(config, toolbox=toolbox, brain=make_brain(brain))  # the "agent" planner
     run_benchmark(cases, out_dir, toolbox, graph, chosen, seed, progress=lambda m: err.print(m, highlight=False))
     out.print((out_dir / "summary.md").read_text(), highlight=False)
 

@@ -6,7 +6,24 @@ context message an LLM would get (the JSON block rendered from
 call, or with no tool call when it is done. So the graph runs unchanged with
 it or with any tool-calling LLM.
 
-Its rules (replaced by a learned policy in the planning work):
+Two ways to decide, both honouring the same constraints (tools bound to the model,
+``skip_tasks``, steps with ``active`` false count as neither done nor used, never the
+same tool twice, a task is done once one of its steps was accepted, after a roll-back
+the next candidate):
+
+**Learned (opt-in: ``OfflinePolicy(learned=True)``, ``--brain offline:learned``)** — the ranker of
+:mod:`restoreagent.graph.planning.policy`, trained on oracle labels of the training split,
+scores every candidate (task, tool) move — tasks not done whose severity is at least
+:func:`~restoreagent.graph.planning.policy.candidate_floor` (0.1; 0.2 for low resolution),
+tools not yet used — by its predicted advantage over stopping, and the brain takes the
+best; it stops when no move is predicted to beat stopping (by the checkpoint's margin),
+and tries a task with at most ``max_tries_per_task`` tools. A ``preference`` for a task's
+tools overrides the ranker's choice of tool once it has chosen the task.
+
+**Rules (the default, and the fallback without a checkpoint)**. The learned ranker beats them on
+the MiO benchmark (docs/BENCHMARKS.md) but not yet everywhere: it stops too early on single
+degradations and on tool sets it was not trained with (no weights), which the end-to-end tests
+catch, so the rules stay the default until it does:
 * tasks in a fixed order that undoes the imaging chain backwards, scale
   by scale (:data:`TASK_ORDER`), skipping degradations below the presence threshold;
 * per task, the tools in the order the context lists them (best measured
@@ -21,6 +38,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from pathlib import Path
 from typing import Any, Sequence
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -64,9 +82,17 @@ def parse_context(messages: Sequence[BaseMessage]) -> dict[str, Any] | None:
 
 
 def choose(
-    context: dict[str, Any], bound: Sequence[str], preference: dict[str, tuple[str, ...]] | None = None
+    context: dict[str, Any],
+    bound: Sequence[str],
+    preference: dict[str, tuple[str, ...]] | None = None,
+    ranker: Any | None = None,
+    max_tries_per_task: int = 2,
 ) -> tuple[str, str] | None:
-    """The next (task, tool) for ``context``, or None when there is nothing to do."""
+    """The next (task, tool) for ``context``, or None when there is nothing to do.
+
+    With ``ranker`` (a :class:`~restoreagent.graph.planning.policy.LearnedRanker`) the
+    learned policy decides, else the rules (:data:`TASK_ORDER`).
+    """
     severities: dict[str, float] = context.get("degradations", {})
     threshold = float(context.get("present_threshold", 0.2))
     tools_by_task: dict[str, list[str]] = context.get("tools_by_task", {})
@@ -77,23 +103,72 @@ def choose(
     used = {step["tool"] for step in live}
     done = {step["task"] for step in live if step["accepted"]}
     skip = set(context.get("skip_tasks", []))
+
+    def ordered(task: str) -> list[str]:
+        offered = [t for t in tools_by_task.get(task, []) if t in bound]
+        ranked = [t for t in (preference or {}).get(task, ()) if t in offered]
+        return ranked + [t for t in offered if t not in ranked]
+
+    if ranker is not None:
+        from ..planning.policy import candidate_floor
+
+        tries = {task: sum(1 for step in live if step["task"] == task) for task in tools_by_task}
+        candidates = [
+            (task, tool)
+            for task in tools_by_task
+            if task not in done and task not in skip and tries.get(task, 0) < max_tries_per_task
+            and severities.get(task, 0.0) >= min(candidate_floor(task), threshold)
+            for tool in ordered(task)
+            if tool not in used
+        ]
+        best = ranker.rank(context, candidates)
+        if not best:
+            return None
+        task, tool, _ = best[0]
+        # A caller's preference for the task's tools wins over the ranker's choice of tool.
+        preferred = [t for t in (preference or {}).get(task, ()) if (task, t) in candidates]
+        return task, preferred[0] if preferred else tool
+
     for task in TASK_ORDER:
         if task in done or task in skip or severities.get(task, 0.0) < threshold:
             continue
-        offered = [t for t in tools_by_task.get(task, []) if t in bound]
-        ranked = [t for t in (preference or {}).get(task, ()) if t in offered]
-        ranked += [t for t in offered if t not in ranked]
-        for tool in ranked:
+        for tool in ordered(task):
             if tool not in used:
                 return task, tool
     return None
 
 
+def load_ranker(path: Path | str | None = None, margin: float | None = None):
+    """The learned ranker, or None when its checkpoint is missing or unusable."""
+    try:
+        from ..planning.policy import LearnedRanker
+
+        return LearnedRanker.load(path, margin)
+    except Exception:  # no or unusable checkpoint: the rules decide
+        return None
+
+
 class OfflinePolicy(BaseChatModel):
-    """A rule-based, offline brain with the tool-calling chat-model interface."""
+    """An offline brain (learned ranker, else rules) with the tool-calling chat-model interface."""
 
     preference: dict[str, tuple[str, ...]] = {}
     """Override: best-first tool names per task, tried before the context's order."""
+
+    learned: bool = False
+    """Use the learned ranker when its checkpoint exists (else the rules)."""
+
+    checkpoint: Path | None = None
+    """The ranker's checkpoint (default ``checkpoints/policy.pt``)."""
+
+    margin: float | None = None
+    """Act only on moves predicted to beat stopping by more than this many dB (default: the checkpoint's)."""
+
+    max_tries_per_task: int = 2
+    """Learned mode: at most this many tools per task (a roll-back lets the next one try)."""
+
+    def ranker(self):
+        """The learned ranker this policy uses, or None (rules)."""
+        return load_ranker(self.checkpoint, self.margin) if self.learned else None
 
     @property
     def _llm_type(self) -> str:
@@ -118,7 +193,7 @@ class OfflinePolicy(BaseChatModel):
         else:
             context = {**context, "skip_tasks": sorted({*context.get("skip_tasks", []),
                                                         *skipped_tasks(context.get("requests", []))})}
-            decision = choose(context, bound, self.preference)
+            decision = choose(context, bound, self.preference, self.ranker(), self.max_tries_per_task)
             if decision is None:
                 message = AIMessage(content="Done: no remaining degradation that an untried tool can address.")
             else:

@@ -19,10 +19,11 @@ from the input (the root) to the complete pipelines (the leaves) — becomes one
     this node is at least ``false_floor`` (the assessor flags it, or nearly): the tool
     is run once and ``q = V*(node) + (after − stop)``, i.e. the damage (or gain) of the
     move added to the best continuation without it (exact at the leaves, where
-    ``V*(node) = stop``). These are the moves that cost 3–11 dB in the rule-based agent.
-    False-alarm moves are evaluated at the root and depth-1 nodes with every tool of
-    the task, and at up to ``false_nodes`` other (deeper) nodes with ``false_tools``
-    tools of it, to keep the cost linear.
+    ``V*(node) = stop``); ``seen`` keeps the assessment of its result, so that the
+    observe node's verdict on it can be replayed (a true move's result is its child node). These are the moves that cost 3–11 dB in the rule-based agent.
+    False-alarm moves are evaluated at the root with every tool of the task, and at up
+    to ``false_nodes`` other nodes (drawn at random) with ``false_tools`` tools of it, to
+    keep the cost linear.
 
 A value is in combined-score units (0.0125 ≈ 1 dB of PSNR). Failing tool runs are
 left out (their branch has no value). :func:`label_case` returns a JSON-ready dict;
@@ -129,7 +130,7 @@ def label_case(
             if kids:
                 best_value[p] = max(kids)
     # -- which deeper nodes get false-alarm moves -------------------------------------------
-    deep = [p for p in order if len(p) >= 2]
+    deep = [p for p in order if p]
     picked = set(map(tuple, (deep[i] for i in rng.permutation(len(deep))[:false_nodes]))) if deep else set()
 
     nodes = []
@@ -148,21 +149,24 @@ def label_case(
                 if child in best_value:
                     moves.append({"task": task, "tool": name, "q": round(best_value[child], 5),
                                   "after": round(score[child], 5), "true": True})
-        if len(prefix) <= 1 or prefix in picked:
+        if not prefix or prefix in picked:
             for task in DEGRADATIONS:
                 if task in combo or feats["degradations"][task] < false_floor or not by_task.get(task):
                     continue
                 names = by_task[task]
-                if len(prefix) > 1 and len(names) > false_tools:
+                if prefix and len(names) > false_tools:
                     names = [names[i] for i in sorted(rng.choice(len(names), false_tools, replace=False))]
                 for name in names:
                     out = run(name, images[prefix])
                     if out is None:
                         continue
                     after = _score(out, clean)
+                    seen = assessor(out)  # what the observe node would judge the move on
                     moves.append({"task": task, "tool": name,
                                   "q": round(best_value[prefix] + after - score[prefix], 5),
-                                  "after": round(after, 5), "true": False})
+                                  "after": round(after, 5), "true": False,
+                                  "seen": {"degradations": {k: round(float(v), 4) for k, v in seen.degradations.items()},
+                                           "quality": round(float(seen.quality), 4)}})
         nodes.append({"prefix": list(prefix), "done": done, "depth": len(prefix), **feats,
                       "stop": round(score[prefix], 5), "value": round(best_value[prefix], 5), "moves": moves})
     best_leaf = max(leaves, key=lambda p: score[p]) if leaves else ()

@@ -1,0 +1,185 @@
+"""The learned planner: oracle labels, the shipped ranker, and the default brain using it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from restoreagent.graph.planning.labels import label_case
+from restoreagent.graph.planning.oracle import run_oracle
+from restoreagent.graph.planning.policy import DEFAULT_CHECKPOINT, LearnedRanker
+from restoreagent.tools import default_registry
+from restoreagent.tools.assess import assess
+from restoreagent.tools.metrics import psnr
+from restoreagent.tools.synthesis import add_gaussian_noise, darken, jpeg_compress
+
+
+def test_label_q_values_agree_with_the_oracle(offline_context, clean_images):
+    names = ["denoise_nlmeans", "denoise_oidn", "lowlight_gamma", "lowlight_clahe", "jpeg_deblock"]
+    tools = {n: default_registry[n](offline_context) for n in names}
+    clean = clean_images["coffee"][:64, :64]
+    degraded = add_gaussian_noise(darken(clean, 0.55), 25, np.random.default_rng(0))
+    label = label_case(degraded, clean, ("noise", "low_light"), tools, assess, false_floor=0.0, false_nodes=3)
+    oracle = run_oracle(degraded, clean, ["noise", "low_light"], tools)
+    root = next(n for n in label["nodes"] if n["depth"] == 0)
+    true_moves = [m for m in root["moves"] if m["true"]]
+    assert len(true_moves) == 4  # 2 tasks × 2 tools
+    # The best first move's Q-value is the oracle's best leaf score.
+    assert max(m["q"] for m in true_moves) == pytest.approx(oracle.best.score, abs=1e-4)
+    assert label["best_score"] == pytest.approx(oracle.best.score, abs=1e-4)
+    assert root["stop"] == pytest.approx(0.5 * oracle.input_psnr / 40 + 0.5 * oracle.input_ssim, abs=1e-4)
+    # Each first move's Q is the best of its two leaves.
+    leaves = {leaf.pipeline: leaf.score for leaf in oracle.leaves}
+    for m in true_moves:
+        below = [s for p, s in leaves.items() if p[0] == m["tool"]]
+        assert m["q"] == pytest.approx(max(below), abs=1e-4)
+    # The leaves are the four-times-two complete pipelines; stopping there is their score.
+    leaf_nodes = [n for n in label["nodes"] if n["depth"] == 2]
+    assert len(leaf_nodes) == len(oracle.leaves) == 8
+    for n in leaf_nodes:
+        assert n["stop"] == pytest.approx(leaves[tuple(n["prefix"])], abs=1e-4)
+        assert all(not m["true"] for m in n["moves"])
+    # The false alarm (JPEG is not among the true degradations): damage added to the best continuation.
+    false = [m for m in root["moves"] if not m["true"]]
+    assert false and all(m["task"] == "jpeg" for m in false)
+    for m in false:
+        assert m["q"] == pytest.approx(root["value"] + m["after"] - root["stop"], abs=1e-4)
+    assert set(root["degradations"]) >= {"noise", "low_light"} and "p_noise" in root["measures"]
+
+
+def _context(rgb: np.ndarray, history=()) -> dict:
+    report = assess(rgb)
+    return {"image_id": "img-0000000000000000", "degradations": report.degradations, "present_threshold": 0.2,
+            "quality": report.quality, "measures": report.measures, "history": list(history)}
+
+
+@pytest.fixture(scope="module")
+def ranker() -> LearnedRanker:
+    assert DEFAULT_CHECKPOINT.is_file(), "the policy checkpoint must ship with the package"
+    return LearnedRanker.load()
+
+
+def _center(name: str, size: int) -> np.ndarray:
+    from skimage import data
+
+    img = getattr(data, name)().astype(np.float32) / 255.0
+    h, w = img.shape[:2]
+    return img[(h - size) // 2 : (h - size) // 2 + size, (w - size) // 2 : (w - size) // 2 + size]
+
+
+BY_TASK = {"noise": ["denoise_dncnn", "denoise_ffdnet", "denoise_oidn", "denoise_nlmeans"],
+           "jpeg": ["jpeg_dncnn3", "jpeg_ours", "jpeg_deblock"], "haze": ["dehaze_dcp", "dehaze_gcanet", "dehaze_aodnet"],
+           "rain": ["derain_prenet", "derain_gcanet", "derain_classical"],
+           "low_light": ["lowlight_clahe", "lowlight_gamma", "lowlight_zero_dce", "lowlight_zero_dce_pp"],
+           "motion_blur": ["deblur_motion_ours", "deblur_motion_wiener"],
+           "defocus_blur": ["deblur_defocus_ours", "deblur_defocus_wiener"],
+           "low_resolution": ["sr_fsrcnn", "sr_realesrgan_compact", "sr_lanczos"]}
+
+
+def test_shipped_ranker_prefers_the_true_degradations(ranker, clean_images):
+    from restoreagent.graph.brains.offline import choose
+
+    clean = clean_images["astronaut"]
+    degraded = jpeg_compress(add_gaussian_noise(clean, 30, np.random.default_rng(1)), 20)
+    moves = [("noise", "denoise_dncnn"), ("noise", "denoise_ffdnet"), ("jpeg", "jpeg_dncnn3"),
+             ("haze", "dehaze_dcp"), ("rain", "derain_classical"), ("low_light", "lowlight_clahe"),
+             ("motion_blur", "deblur_motion_wiener")]
+    every = LearnedRanker.load(margin=-1e9)  # keep every move, to compare them
+    ranked = every.rank(_context(degraded), moves)
+    order = [(t, n) for t, n, _ in ranked]
+    assert order[0][0] in ("noise", "jpeg") and ranked[0][2] > 1.0, ranked
+    best_true = min(order.index(m) for m in moves[:3])
+    assert all(order.index(absent) > best_true for absent in moves[3:]), ranked
+    # The shipped margin keeps the best true move.
+    assert ranker.rank(_context(degraded), moves)[0][:2] == order[0]
+    # Without the measures (a context with only severities and quality) it still picks a true move.
+    ctx = _context(degraded)
+    del ctx["measures"]
+    assert every.rank(ctx, moves)[0][0] in ("noise", "jpeg")
+    # On clean photos (256 px: no size prior) the brain proposes nothing.
+    bound = [t for tools in BY_TASK.values() for t in tools]
+    for name in ("astronaut", "chelsea", "coffee"):
+        ctx = {**_context(_center(name, 256)), "tools_by_task": BY_TASK}
+        assert choose(ctx, bound, ranker=ranker) is None, name
+
+
+def test_choose_keeps_the_brain_contract(ranker):
+    from restoreagent.graph.brains.offline import choose
+
+    by_task = {"noise": ["denoise_dncnn", "denoise_nlmeans"], "jpeg": ["jpeg_dncnn3", "jpeg_deblock"],
+               "haze": ["dehaze_dcp"]}
+    ctx = {"degradations": {"noise": 0.7, "jpeg": 0.5, "haze": 0.0}, "quality": 0.4, "present_threshold": 0.2,
+           "tools_by_task": by_task, "history": []}
+    bound = [t for ts in by_task.values() for t in ts]
+    first = choose(ctx, bound, ranker=ranker)
+    assert first and first[0] in ("noise", "jpeg")
+    # skip_tasks and unbound tools are honoured
+    assert choose({**ctx, "skip_tasks": ["noise", "jpeg"]}, bound, ranker=ranker) is None
+    assert choose(ctx, ["denoise_nlmeans"], ranker=ranker) in (("noise", "denoise_nlmeans"), None)
+    # after a roll-back the same tool is never proposed again; an accepted task is done
+    rolled = {**ctx, "history": [{"tool": first[1], "task": first[0], "accepted": False, "reason": "x"}]}
+    nxt = choose(rolled, bound, ranker=ranker)
+    assert nxt is None or nxt[1] != first[1]
+    done = {**ctx, "history": [{"tool": first[1], "task": first[0], "accepted": True, "reason": "x"}]}
+    nxt = choose(done, bound, ranker=ranker)
+    assert nxt is None or nxt[0] != first[0]
+    # a step undone by the user counts as neither done nor used
+    undone = {**ctx, "history": [{"tool": first[1], "task": first[0], "accepted": True, "reason": "x", "active": False}]}
+    assert choose(undone, bound, ranker=ranker) == first
+    # at most max_tries_per_task tools per task
+    tried = {**ctx, "history": [{"tool": t, "task": "noise", "accepted": False, "reason": "x"} for t in by_task["noise"]]}
+    nxt = choose(tried, bound, ranker=ranker, max_tries_per_task=1)
+    assert nxt is None or nxt[0] != "noise"
+
+
+def test_without_a_checkpoint_the_rules_decide(tmp_path):
+    from restoreagent.graph.brains.offline import TASK_ORDER, OfflinePolicy, choose
+
+    brain = OfflinePolicy(learned=True, checkpoint=tmp_path / "missing.pt")
+    assert brain.ranker() is None and OfflinePolicy().ranker() is None
+    ctx = {"degradations": {"low_light": 0.9, "jpeg": 0.5}, "present_threshold": 0.2,
+           "tools_by_task": {"low_light": ["lowlight_gamma"], "jpeg": ["jpeg_deblock"]}, "history": []}
+    assert TASK_ORDER.index("jpeg") < TASK_ORDER.index("low_light")
+    assert choose(ctx, ["lowlight_gamma", "jpeg_deblock"], ranker=brain.ranker()) == ("jpeg", "jpeg_deblock")
+
+
+def test_learned_brain_restores_noise_and_jpeg(tmp_path, clean_images):
+    from restoreagent import Configuration, build_graph
+    from restoreagent.graph.brains.offline import OfflinePolicy
+    from restoreagent.tools.imageio import load_image, save_png
+
+    brain = OfflinePolicy(learned=True)
+    assert brain.ranker() is not None, "the shipped ranker must load"
+    clean = clean_images["chelsea"]
+    degraded = jpeg_compress(add_gaussian_noise(clean, 25, np.random.default_rng(2)), 25)
+    path = tmp_path / "in.png"
+    save_png(degraded, path)
+    graph = build_graph(Configuration(work_dir=tmp_path / "runs", weights_dir=tmp_path / "no-weights", device="cpu"),
+                        brain=brain)
+    state = graph.invoke({"image": str(path)})
+    out = load_image(state["output"]).rgb
+    accepted = [s for s in state["steps"] if s["accepted"]]
+    assert accepted and accepted[0]["task"] in ("noise", "jpeg")
+    assert len(state["steps"]) <= 4
+    assert psnr(out, clean) > psnr(load_image(path).rgb, clean) + 1.0
+
+
+def test_label_script_resumes(tmp_path, shared_dir):
+    from restoreagent.tools.training.policy import main
+
+    work = tmp_path / "work"
+    args = ["labels", "--work", str(work), "--crop", "40", "--weights-dir", str(tmp_path / "no-weights"),
+            "--clean-dir", str(shared_dir / "data/clean")]
+    assert main([*args, "--count", "1"]) == 0
+    first = work / "labels/00000.json"
+    stamp = first.stat().st_mtime_ns
+    label = json.loads(first.read_text())
+    assert label["combo"] == ["rain", "haze"] and label["nodes"] and label["source"].split("/")[0] in (
+        "cbsd68", "set14", "set5")
+    assert main([*args, "--count", "2"]) == 0
+    assert first.stat().st_mtime_ns == stamp  # done: not recomputed
+    assert (work / "labels/00001.json").is_file()
+    log = (work / "labels.log").read_text()
+    assert log.count("[1/") == 1 and "[2/2]" in log
