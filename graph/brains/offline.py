@@ -17,8 +17,10 @@ scores every candidate (task, tool) move — tasks not done whose severity is at
 :func:`~restoreagent.graph.planning.policy.candidate_floor` (0.1; 0.2 for low resolution),
 tools not yet used — by its predicted advantage over stopping, and the brain takes the
 best; it stops when no move is predicted to beat stopping (by the checkpoint's margin),
-and tries a task with at most ``max_tries_per_task`` tools. A ``preference`` for a task's
-tools overrides the ranker's choice of tool once it has chosen the task.
+and tries a task with at most ``max_tries_per_task`` tools. When it predicts no gain but an
+untried degradation reads at least :data:`CONFIDENT`, the rules' move for it is taken (away
+from its training data the ranker under-acts). A ``preference`` for a task's tools overrides
+the ranker's choice of tool once it has chosen the task.
 
 **Rules (the default, and the fallback without a checkpoint)**. The learned ranker beats them on
 the MiO benchmark (docs/BENCHMARKS.md) but not yet everywhere: it stops too early on single
@@ -65,6 +67,9 @@ TASK_ORDER: tuple[str, ...] = (
     "low_light",
 )
 
+#: Learned mode: a degradation this severe is treated even when the ranker predicts no gain.
+CONFIDENT = 0.5
+
 _JSON_BLOCK = re.compile(r"```json\s*(\{.*?\})\s*```", re.DOTALL)
 
 
@@ -86,7 +91,7 @@ def choose(
     bound: Sequence[str],
     preference: dict[str, tuple[str, ...]] | None = None,
     ranker: Any | None = None,
-    max_tries_per_task: int = 2,
+    max_tries_per_task: int = 4,
 ) -> tuple[str, str] | None:
     """The next (task, tool) for ``context``, or None when there is nothing to do.
 
@@ -123,6 +128,14 @@ def choose(
         ]
         best = ranker.rank(context, candidates)
         if not best:
+            # The ranker sees no gain, but a clearly present, untried degradation is still
+            # treated (the rules' move): away from its training data the ranker under-acts.
+            for task in TASK_ORDER:
+                if task not in done and task not in skip and not tries.get(task, 0) \
+                        and severities.get(task, 0.0) >= CONFIDENT:
+                    fresh = [t for t in ordered(task) if t not in used]
+                    if fresh:
+                        return task, fresh[0]
             return None
         task, tool, _ = best[0]
         # A caller's preference for the task's tools wins over the ranker's choice of tool.
@@ -163,7 +176,7 @@ class OfflinePolicy(BaseChatModel):
     margin: float | None = None
     """Act only on moves predicted to beat stopping by more than this many dB (default: the checkpoint's)."""
 
-    max_tries_per_task: int = 2
+    max_tries_per_task: int = 4
     """Learned mode: at most this many tools per task (a roll-back lets the next one try)."""
 
     def ranker(self):
