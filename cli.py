@@ -244,15 +244,16 @@ def chat(
     with Conversation(config, brain=chat_model, db_path=db, thread_id=thread, approver=_ask_approval) as conv:
         err.print(f"thread {conv.thread_id} (continue later with --thread {conv.thread_id})", highlight=False)
         if conv.started:
-            turn_no = conv.state().get("turn", 1)
-            err.print(f"continuing at turn {turn_no}; the current image is {conv.state()['output']}", highlight=False)
+            state = conv.state()
+            turn_no = state.get("turn", 1)
+            err.print(f"continuing at turn {turn_no}; the current image is {state['output']}", highlight=False)
         else:
             turn = conv.start(input, target(1), overwrite=overwrite, on_event=_progress_printer())
             show(turn)
             turn_no = turn.turn
         while True:
             try:
-                text = input_line("you> ")
+                text = _input_line("you> ")
             except EOFError:
                 break
             if text.strip().lower() in ("", "quit", "exit", "bye", "q"):
@@ -262,7 +263,7 @@ def chat(
             turn_no = turn.turn
 
 
-def input_line(prompt: str) -> str:
+def _input_line(prompt: str) -> str:
     out.print(prompt, end="", highlight=False)
     return sys.stdin.readline() if not sys.stdin.isatty() else input()
 

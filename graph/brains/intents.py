@@ -62,22 +62,24 @@ def find_task(text: str) -> str | None:
     return None
 
 
+#: (pattern, intent, its fixed task, needs a task named in the text), tried in this order.
+_RULES: tuple[tuple[str, str, str | None, bool], ...] = (
+    (r"\b(skip|don'?t|do not|no|without|leave out|stop)\b", "skip", None, True),
+    (r"\b(undo|revert|go back|take (it|that) back|previous)\b", "undo", None, False),
+    (r"too (bright|light)|overexposed|darker", "darker", None, False),
+    (r"too dark|brighter|lighten|more light|underexposed|can'?t see", "brighter", "low_light", False),
+    (r"stronger|more|still|harder|sharper|cleaner", "stronger", None, True),
+    (r"what did you|what have you|explain|summar|which steps|why", "explain", None, False),
+    (r"\b(continue|keep going|again|go on|restore|finish)\b", "continue", None, False),
+)
+
+
 def parse_intent(text: str) -> Intent:
     t = " ".join(text.lower().split())
-    if re.search(r"\b(skip|don'?t|do not|no|without|leave out|stop)\b", t) and find_task(t):
-        return Intent("skip", find_task(t))
-    if re.search(r"\b(undo|revert|go back|take (it|that) back|previous)\b", t):
-        return Intent("undo")
-    if re.search(r"too (bright|light)|overexposed|darker", t):
-        return Intent("darker")
-    if re.search(r"too dark|brighter|lighten|more light|underexposed|can'?t see", t):
-        return Intent("brighter", "low_light")
-    if re.search(r"stronger|more|still|harder|sharper|cleaner", t) and find_task(t):
-        return Intent("stronger", find_task(t))
-    if re.search(r"what did you|what have you|explain|summar|which steps|why", t):
-        return Intent("explain")
-    if re.search(r"\b(continue|keep going|again|go on|restore|finish)\b", t):
-        return Intent("continue")
+    task = find_task(t)
+    for pattern, kind, fixed_task, needs_task in _RULES:
+        if re.search(pattern, t) and (task or not needs_task):
+            return Intent(kind, fixed_task or (task if needs_task else None))
     return Intent("unknown")
 
 

@@ -106,8 +106,8 @@ def choose(
     # after "skip dehazing" the later tasks are redone on the reverted image.
     live = [step for step in history if step.get("active", True)]
     used = {step["tool"] for step in live}
-    done = {step["task"] for step in live if step["accepted"]}
-    skip = set(context.get("skip_tasks", []))
+    # Tasks done (an accepted, live step) or skipped by the user are not offered again.
+    closed = {step["task"] for step in live if step["accepted"]} | set(context.get("skip_tasks", []))
 
     def ordered(task: str) -> list[str]:
         offered = [t for t in tools_by_task.get(task, []) if t in bound]
@@ -121,7 +121,7 @@ def choose(
         candidates = [
             (task, tool)
             for task in tools_by_task
-            if task not in done and task not in skip and tries.get(task, 0) < max_tries_per_task
+            if task not in closed and tries.get(task, 0) < max_tries_per_task
             and severities.get(task, 0.0) >= min(candidate_floor(task), threshold)
             for tool in ordered(task)
             if tool not in used
@@ -131,8 +131,7 @@ def choose(
             # The ranker sees no gain, but a clearly present, untried degradation is still
             # treated (the rules' move): away from its training data the ranker under-acts.
             for task in TASK_ORDER:
-                if task not in done and task not in skip and not tries.get(task, 0) \
-                        and severities.get(task, 0.0) >= CONFIDENT:
+                if task not in closed and not tries.get(task, 0) and severities.get(task, 0.0) >= CONFIDENT:
                     fresh = [t for t in ordered(task) if t not in used]
                     if fresh:
                         return task, fresh[0]
@@ -143,7 +142,7 @@ def choose(
         return task, preferred[0] if preferred else tool
 
     for task in TASK_ORDER:
-        if task in done or task in skip or severities.get(task, 0.0) < threshold:
+        if task in closed or severities.get(task, 0.0) < threshold:
             continue
         for tool in ordered(task):
             if tool not in used:
