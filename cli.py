@@ -56,7 +56,7 @@ def user_errors(fn: Callable) -> Callable:
 
 def _config(
     weights_dir: Optional[Path], device: Optional[str], max_steps: Optional[int], permissive_only: bool,
-    max_pixels: Optional[int] = None,
+    max_pixels: Optional[int] = None, full_side: Optional[int] = None,
 ):
     from .graph.configuration import Configuration
 
@@ -66,6 +66,7 @@ def _config(
         max_steps=max_steps,
         permissive_only=permissive_only or None,
         max_pixels=max_pixels,
+        full_resolution_side=full_side,
     )
 
 
@@ -102,6 +103,11 @@ WeightsOpt = typer.Option(None, "--weights-dir", help="Folder of pretrained weig
 DeviceOpt = typer.Option(None, "--device", help="auto, cpu or cuda (env RESTOREAGENT_DEVICE).")
 StepsOpt = typer.Option(None, "--max-steps", min=1, max=64, help="Step budget (default 8).")
 PermissiveOpt = typer.Option(False, "--permissive-only", help="Use only models whose licence allows commercial use.")
+FullSideOpt = typer.Option(
+    None, "--full-side", min=16,
+    help="Short side (px) a photo should have; smaller ones count as low resolution and are upscaled "
+    "(default 512; env RESTOREAGENT_FULL_RESOLUTION_SIDE).",
+)
 BrainOpt = typer.Option(
     None, "--brain", envvar="RESTOREAGENT_BRAIN",
     help="offline (default), qwen-vl:DIR, openai:MODEL, anthropic:MODEL or ollama:MODEL.",
@@ -120,6 +126,7 @@ def restore(
     max_steps: Optional[int] = StepsOpt,
     permissive_only: bool = PermissiveOpt,
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Refuse larger inputs (default 179 M)."),
+    full_side: Optional[int] = FullSideOpt,
     brain: Optional[str] = BrainOpt,
 ) -> None:
     """Restore INPUT and write the result to OUTPUT (a folder: every photo in it, resumably)."""
@@ -131,7 +138,7 @@ def restore(
 
     if report is not None and report.exists() and not overwrite:
         raise FileExistsError(f"report {report} exists; pass --overwrite to replace it")
-    config = _config(weights_dir, device, max_steps, permissive_only, max_pixels)
+    config = _config(weights_dir, device, max_steps, permissive_only, max_pixels, full_side)
     if input.is_dir():
         if output.exists() and not output.is_dir():
             raise CliError(f"{output} is a file; a folder input needs a folder output")
@@ -218,6 +225,7 @@ def chat(
     device: Optional[str] = DeviceOpt,
     max_steps: Optional[int] = StepsOpt,
     permissive_only: bool = PermissiveOpt,
+    full_side: Optional[int] = FullSideOpt,
 ) -> None:
     """Restore INPUT, then talk about it: 'what did you do?', 'undo the last step', 'that is too dark',
     'use a stronger denoiser', 'skip dehazing'. Each turn's image is saved; an empty line or 'quit' ends."""
@@ -225,7 +233,8 @@ def chat(
     from .graph.chat import Conversation
     from .tools.imageio import load_image
 
-    config = _config(weights_dir, device, max_steps, permissive_only).model_copy(update={"approve_tools": approve})
+    config = _config(weights_dir, device, max_steps, permissive_only, full_side=full_side).model_copy(
+        update={"approve_tools": approve})
     load_image(input, config.max_pixels)  # a bad input fails here, in one line
     folder = out_dir or Path(f"{input.stem}-chat")
     folder.mkdir(parents=True, exist_ok=True)
@@ -287,12 +296,16 @@ def _ask_approval(request: dict) -> Any:
 
 @app.command()
 @user_errors
-def assess(input: Path = typer.Argument(..., help="The photo to assess.")) -> None:
+def assess(
+    input: Path = typer.Argument(..., help="The photo to assess."),
+    full_side: Optional[int] = FullSideOpt,
+) -> None:
     """Print the degradation assessment of INPUT as JSON."""
     from .tools.assess import assess as run_assess
     from .tools.imageio import load_image
 
-    report = run_assess(load_image(input).rgb)
+    config = _config(None, None, None, False, full_side=full_side)
+    report = run_assess(load_image(input, config.max_pixels).rgb, full_resolution_side=config.full_resolution_side)
     sys.stdout.write(report.model_dump_json(indent=2) + "\n")
 
 
@@ -465,7 +478,8 @@ def bench(
     unknown = [p for p in chosen if p not in PLANNERS]
     if unknown:
         raise CliError(f"--planners: unknown {', '.join(unknown)}; choose from {', '.join(PLANNERS)}")
-    config = _config(weights_dir, None, None, permissive_only)
+    # the clean crop is the protocol's full resolution: only the ×1/4 inputs read as low resolution
+    config = _config(weights_dir, None, None, permissive_only).model_copy(update={"full_resolution_side": crop})
     toolbox = Toolbox(default_registry, config)
     _print_skipped(toolbox)
     cases = make_cases(images, limit, crop, seed)

@@ -47,6 +47,10 @@ class Configuration(BaseModel):
         default=178_956_970, ge=1, description="Refuse larger inputs (decompression-bomb guard)."
     )
     permissive_only: bool = Field(default=False, description="Exclude non-commercial and research-only models.")
+    full_resolution_side: int = Field(
+        default=512, ge=16, description="Short side (px) a photo should have: smaller ones read as low resolution "
+        "(the assessor's size prior; see tools/assess.py)."
+    )
     accept_tolerance: float = Field(
         default=0.03, ge=0, le=1, description="How much any other degradation may rise before a step is rolled back."
     )
@@ -62,5 +66,7 @@ class Configuration(BaseModel):
             values["work_dir"] = _env_path("RESTOREAGENT_WORK_DIR")
         if os.environ.get("RESTOREAGENT_DEVICE"):
             values["device"] = os.environ["RESTOREAGENT_DEVICE"]
+        if os.environ.get("RESTOREAGENT_FULL_RESOLUTION_SIDE"):
+            values["full_resolution_side"] = int(os.environ["RESTOREAGENT_FULL_RESOLUTION_SIDE"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

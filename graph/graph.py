@@ -12,6 +12,7 @@ same thread (``{"message": "undo the last step"}``) starts at converse.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -42,7 +43,8 @@ def build_graph(
         config: run settings; default ``Configuration.from_env()``.
         brain: any tool-calling langchain-core chat model; default the offline policy.
         registry: the tools to offer; default every built-in tool.
-        assessor: image → :class:`~restoreagent.tools.assess.Assessment`; default the built-in assessor.
+        assessor: image → :class:`~restoreagent.tools.assess.Assessment`; default the built-in assessor
+            (with ``config.full_resolution_side``).
         checkpointer: a LangGraph checkpointer; none by default, so the graph also
             runs under ``langgraph dev`` and as a subgraph.
         interrupt_before: node names to pause before (e.g. ``["act"]``).
@@ -58,7 +60,9 @@ def build_graph(
 
             registry = default_registry
         toolbox = Toolbox(registry, config)
-    nodes = Nodes(config, toolbox, brain or OfflinePolicy(), assessor or assess)
+    if assessor is None:
+        assessor = partial(assess, full_resolution_side=config.full_resolution_side)
+    nodes = Nodes(config, toolbox, brain or OfflinePolicy(), assessor)
 
     builder = StateGraph(State, input_schema=RestoreInput)
     builder.add_node("perceive", nodes.perceive)

@@ -18,6 +18,10 @@ try:
 except ImportError:  # pragma: no cover
     pass
 
+# The test photos are 192-px crops that stand for full-size photos: tell every configuration read
+# from the environment (CLI subprocesses, restore(), the langgraph server) not to upscale them.
+os.environ.setdefault("RESTOREAGENT_FULL_RESOLUTION_SIDE", "192")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("RESTOREAGENT_SHARED", REPO.parent / "shared"))
 

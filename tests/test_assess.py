@@ -61,7 +61,7 @@ def test_each_single_mio_degradation_is_detected(singles, clean_images):
 
 
 def test_clean_crops_have_few_false_alarms(clean_images):
-    alarms = [(key, k) for key, img in clean_images.items() for k in assess(img).present]
+    alarms = [(key, k) for key, img in clean_images.items() for k in assess(img, full_resolution_side=192).present]
     assert len(alarms) <= 1, alarms  # of 4 crops × 8 decisions
 
 
@@ -111,6 +111,21 @@ def test_small_image_reads_as_low_resolution(clean_images):
     a = assess(small)
     assert "low_resolution" in a.present
     assert a.measures["low_resolution_size_prior"] == 1.0
+
+
+def test_size_prior_is_relative_to_the_full_resolution_side(clean_images, monkeypatch):
+    from restoreagent import Configuration
+    from restoreagent.tools.assess import size_prior
+
+    img = clean_images["coffee"]  # 192×192, sharp
+    assert "low_resolution" in assess(img).present  # a 192-px photo is small by the default (512 px)
+    a = assess(img, full_resolution_side=192)  # … but full size when the caller says so
+    assert "low_resolution" not in a.present and a.measures["low_resolution_size_prior"] == 0.0
+    assert size_prior(512, 700) == 0.0 and size_prior(64, 900) == 1.0
+    assert abs(size_prior(128, 128) - 2 / 3) < 1e-9  # ×1/4: the severity target of a ×4 upsampling
+    assert 0.19 < size_prior(340, 340) < 0.2 < size_prior(337, 337)
+    monkeypatch.setenv("RESTOREAGENT_FULL_RESOLUTION_SIDE", "256")
+    assert Configuration.from_env().full_resolution_side == 256
 
 
 def test_fallback_without_checkpoint(clean_images, tmp_path):

@@ -59,13 +59,15 @@ def _gains(graph, mixtures, tmp_path):
 
 def test_graph_invoke_without_weights_raises_psnr(mixtures, tmp_path):
     """Out of the box (no weights configured): weight-free tools still restore."""
-    config = Configuration(work_dir=tmp_path / "runs", weights_dir=tmp_path / "none", cache_dir=tmp_path / "none")
+    config = Configuration(work_dir=tmp_path / "runs", weights_dir=tmp_path / "none", cache_dir=tmp_path / "none",
+                           full_resolution_side=192)  # the 192-px crops are full size
     gains = _gains(build_graph(config), mixtures, tmp_path)
     _assert_clear_gain(gains)
 
 
 def test_graph_invoke_with_pretrained_weights_raises_psnr(mixtures, weights_dir, tmp_path):
-    config = Configuration(work_dir=tmp_path / "runs", weights_dir=weights_dir, cache_dir=tmp_path / "cache")
+    config = Configuration(work_dir=tmp_path / "runs", weights_dir=weights_dir, cache_dir=tmp_path / "cache",
+                           full_resolution_side=192)
     gains = _gains(build_graph(config), mixtures, tmp_path)
     _assert_clear_gain(gains)
 

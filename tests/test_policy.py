@@ -50,7 +50,7 @@ def test_label_q_values_agree_with_the_oracle(offline_context, clean_images):
 
 
 def _context(rgb: np.ndarray, history=()) -> dict:
-    report = assess(rgb)
+    report = assess(rgb, full_resolution_side=192)  # the 192-px crops are full size
     return {"image_id": "img-0000000000000000", "degradations": report.degradations, "present_threshold": 0.2,
             "quality": report.quality, "measures": report.measures, "history": list(history)}
 
@@ -156,8 +156,8 @@ def test_learned_brain_restores_noise_and_jpeg(tmp_path, clean_images):
     degraded = jpeg_compress(add_gaussian_noise(clean, 25, np.random.default_rng(2)), 25)
     path = tmp_path / "in.png"
     save_png(degraded, path)
-    graph = build_graph(Configuration(work_dir=tmp_path / "runs", weights_dir=tmp_path / "no-weights", device="cpu"),
-                        brain=brain)
+    graph = build_graph(Configuration(work_dir=tmp_path / "runs", weights_dir=tmp_path / "no-weights", device="cpu",
+                                      full_resolution_side=192), brain=brain)
     state = graph.invoke({"image": str(path)})
     out = load_image(state["output"]).rgb
     accepted = [s for s in state["steps"] if s["accepted"]]

@@ -34,6 +34,7 @@ def server(tmp_path_factory):
     port = _free_port()
     root = tmp_path_factory.mktemp("server")
     env = {**os.environ, "RESTOREAGENT_WORK_DIR": str(root / "runs"), "RESTOREAGENT_WEIGHTS_DIR": str(root / "none"),
+           "RESTOREAGENT_FULL_RESOLUTION_SIDE": "192",
            "LANGSMITH_TRACING": "false", "LANGGRAPH_CLI_NO_ANALYTICS": "1", "PYTHONUNBUFFERED": "1"}
     log = open(root / "server.log", "w")
     proc = subprocess.Popen([exe, "dev", "--no-browser", "--no-reload", "--port", str(port), "--config",

@@ -75,3 +75,37 @@ def test_defocus_batch_has_the_wiener_hint(tiny_clean_dir: Path) -> None:
     x, base, y = restorers.make_batch("defocus_blur", images, 2, 32, np.random.default_rng(0))
     assert x.shape == (2, 6, 32, 32) and base.shape == y.shape == (2, 3, 32, 32)
     assert torch.equal(x[:, 3:], base)
+
+
+def test_camera_like_degradations_for_the_assessor(tmp_path: Path) -> None:
+    from restoreagent.tools.assess import blockiness
+    from restoreagent.tools.synthesis import jpeg_compress
+    from restoreagent.tools.training import realistic
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:97, :130].astype(np.float32)
+    img = np.stack([0.5 + 0.3 * np.sin(xx / 9), 0.4 + 0.2 * np.cos(yy / 7), 0.3 + 0.0 * xx], -1).astype(np.float32)
+    # camera noise: measured against the same processing without noise, stronger with the shot level
+    sigmas = []
+    for shot in (5e-4, 5e-3, 2e-2):
+        noisy, ref = realistic.camera_noise(img, np.random.default_rng(1), strength=shot)
+        assert noisy.shape == ref.shape == (96, 130, 3)  # even-cropped for the mosaic
+        assert np.abs(ref - img[:96]).mean() < 0.02  # demosaicing the noise-free mosaic gives the image back
+        sigmas.append(float(np.std(noisy - ref)) * 255)
+    assert sigmas[0] < 4 < sigmas[1] < sigmas[2] < 40
+    # the noise has colour and is spatially correlated (neighbours agree more than white noise)
+    n = (noisy - ref)[..., 0]
+    corr = float(np.corrcoef(n[:, :-1].ravel(), n[:, 1:].ravel())[0, 1])
+    assert corr > 0.1
+    c = realistic.correlated_noise(img, 10.0, rng)
+    assert abs(float(np.std(c - img)) * 255 - 10.0) < 1.5
+    # a web JPEG resized after compression loses the 8×8 grid that the blockiness measure reads
+    big = np.ascontiguousarray(np.tile(img, (3, 3, 1))[:256, :256])
+    aligned = jpeg_compress(big, 10)
+    shifted = realistic.jpeg(big, 10)
+    assert np.array_equal(aligned, shifted)  # same encoder, 4:2:0 by default
+    out, visible = realistic.web_jpeg(big, 10, np.random.default_rng(3))
+    assert 0.75 <= visible <= 1.0 and out.dtype == np.float32
+    assert blockiness(aligned) > blockiness(big) + 0.2
+    cartoon = realistic.cartoonize(big, rng)
+    assert cartoon.shape == big.shape and len(np.unique(cartoon.reshape(-1, 3), axis=0)) < 200

@@ -25,9 +25,13 @@ a presence probability and a severity in [0, 1]:
   mixture), so the observe node rolled back every good denoising step; the mean
   luminance does not move when noise is removed;
 * low resolution: the CNN judges *content* (missing detail, interpolation
-  traces of an upsampled image); pixel count is a documented size prior,
-  ``clip((208 − short side) / 144, 0, 1)`` (192 px → 0.11, 179 px → 0.2,
-  128 px → 0.56, ≤ 64 px → 1), and the reported severity is the maximum of the two.
+  traces of an upsampled image); pixel count is a documented size prior relative
+  to the short side a photo should have, ``full_resolution_side`` R (default 512;
+  the benchmark passes its crop size): ``clip(log2(R / short side) / 3, 0, 1)``, the
+  severity scale of an upsampled image (R → 0, 0.66·R → 0.2, so below 338 px by default;
+  R/2 → 0.33, R/4 → 0.67, ≤ R/8 → 1), and the
+  reported severity is the maximum of the two. Small images (short side ≤ 179 px,
+  as calibrated) use the thresholds calibrated on small images.
 
 **Rule-based fallback (``heuristic-v1``)** — used when the checkpoint is missing
 or unreadable (``assessor`` then says so): fast signal measures mapped to a
@@ -73,6 +77,10 @@ RULE_ASSESSOR = "heuristic-v1"
 PRESENT = 0.2
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "assessor.pt"
 MAX_CROPS = 8
+#: Short side (px) at and above which a photo is not low resolution by its pixel count.
+FULL_RESOLUTION_SIDE = 512
+#: Short side (px) up to which the small-image thresholds apply (how they were calibrated).
+SMALL_SIDE = 179
 
 
 class Assessment(BaseModel):
@@ -150,9 +158,10 @@ def lowlight_from_luminance(mean_lum: float) -> float:
 
 
 # -- learned ------------------------------------------------------------------------------
-def size_prior(h: int, w: int) -> float:
-    """Low-resolution prior from pixel count: clip((208 − short side) / 144, 0, 1)."""
-    return float(np.clip((208.0 - min(h, w)) / 144.0, 0.0, 1.0))
+def size_prior(h: int, w: int, full_resolution_side: int = FULL_RESOLUTION_SIDE) -> float:
+    """Low-resolution prior from pixel count: clip(log2(R / short side) / 3, 0, 1), R = ``full_resolution_side``
+    (the severity scale of an image upsampled by R / short side: ×2 → 0.33, ×4 → 0.67)."""
+    return float(np.clip(math.log2(full_resolution_side / max(1, min(h, w))) / 3.0, 0.0, 1.0))
 
 
 def calibrate_severity(s: np.ndarray, tau: np.ndarray) -> np.ndarray:
@@ -211,11 +220,12 @@ class LearnedAssessor:
             logits, sev = self.model(x)
         return torch.sigmoid(logits).mean(0).numpy(), sev.mean(0).numpy()
 
-    def __call__(self, rgb: np.ndarray, weights_dir: Path | None = None) -> Assessment:
+    def __call__(self, rgb: np.ndarray, weights_dir: Path | None = None,
+                 full_resolution_side: int = FULL_RESOLUTION_SIDE) -> Assessment:
         rgb = _as_rgb(rgb)
         prob, raw = self.predict(rgb)
-        prior = size_prior(*rgb.shape[:2])
-        sev = calibrate_severity(raw, self.tau_small if prior >= PRESENT else self.tau)
+        prior = size_prior(*rgb.shape[:2], full_resolution_side)
+        sev = calibrate_severity(raw, self.tau_small if min(rgb.shape[:2]) <= SMALL_SIDE else self.tau)
         severities = dict(zip(self.names, map(float, sev)))
         # low light: the exposure measure (see the module docstring), the network's view in measures
         mean_lum = float(luminance(rgb).mean())
@@ -254,11 +264,13 @@ def load_learned(checkpoint: Path | str | None = None) -> LearnedAssessor:
     return _load_learned(str(path), path.stat().st_mtime_ns)
 
 
-def assess(rgb: np.ndarray, checkpoint: Path | str | None = None, weights_dir: Path | str | None = None) -> Assessment:
+def assess(rgb: np.ndarray, checkpoint: Path | str | None = None, weights_dir: Path | str | None = None,
+           full_resolution_side: int = FULL_RESOLUTION_SIDE) -> Assessment:
     """Assess an H×W×3 float32 image in [0, 1] (learned; rule-based if the checkpoint is unusable).
 
     ``checkpoint``: default ``RESTOREAGENT_ASSESSOR_CHECKPOINT`` or ``checkpoints/assessor.pt``.
     ``weights_dir``: where to find NIQE's parameters (default ``RESTOREAGENT_WEIGHTS_DIR``).
+    ``full_resolution_side``: the short side a photo should have; smaller ones read as low resolution.
     """
     path = Path(checkpoint) if checkpoint is not None else checkpoint_path()
     try:
@@ -266,7 +278,7 @@ def assess(rgb: np.ndarray, checkpoint: Path | str | None = None, weights_dir: P
     except Exception as exc:  # missing or unreadable checkpoint: fall back, and say so
         reason = "checkpoint missing" if not path.is_file() else f"checkpoint unusable: {type(exc).__name__}"
         return rule_based_assess(rgb, note=f"fallback, {reason}: {path.name}")
-    return model(rgb, Path(weights_dir) if weights_dir else None)
+    return model(rgb, Path(weights_dir) if weights_dir else None, full_resolution_side)
 
 
 # -- NIQE (our implementation of Mittal et al. 2013, with published pristine parameters) --------

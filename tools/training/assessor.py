@@ -10,12 +10,15 @@
   adaptive gamma; labelled with their *residual* degradation, ≈ clean), ~70 %
   degraded with 1–3 degradations (a third of those are the MiO combinations),
   half at MiO strengths (tools.synthesis.sample_params) and half from wider
-  ranges (weaker and stronger).
+  ranges (weaker and stronger). Camera-like variants (``realistic.py``): 40 % of
+  noise is camera noise (raw mosaic, shot + read noise, demosaic, sharpening), 15 %
+  correlated noise; 45 % of JPEGs are web JPEGs (chroma subsampling, resized after
+  compression or saved twice); 12 % of samples start from a cartoon-like crop.
 * Severity targets (:func:`severity_targets`), all clipped to [0, 1]:
 
   ============== ==========================================================================
-  noise          (σ_eff / 60)^0.7, σ_eff = measured std of the added noise on the 0–255 scale
-                 (Gaussian σ 20–50 → 0.46–0.88; Poisson ×1–3 → ≈0.25–0.6)
+  noise          (σ_eff / 55)^0.65, σ_eff = measured std of the added noise on the 0–255 scale
+                 (present from σ_eff ≈ 4.5; Gaussian σ 20–50 → 0.52–0.94)
   jpeg           ((95 − q) / 90)^2 (q 30 → 0.52, q 10 → 0.89, q 60 → 0.15)
   low_light      1.2 · (1 − mean L_after / mean L_before) (γ 0.7 → ≈0.35, γ 0.5 → ≈0.65)
   haze           1.4 · mean(1 − t) · min(1, A / 0.7), t = exp(−β·depth) (β 0.6–1.8 → ≈0.35–0.8)
@@ -41,7 +44,9 @@
   JSON sidecar of the calibration.
 * The shipped checkpoint: 24 min from scratch with an L1 severity loss (five
   severity outputs collapsed to 0 under it), then 20 min warm-started from that
-  state (``--init``) with the current loss; 2,269 + 3,407 steps of batch 48.
+  state (``--init``) with the current loss, then 70 min warm-started again with the
+  camera-like data (``--init … --lr 1e-3 --minutes 70``); 2,269 + 3,407 + 17,162
+  steps of batch 48.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import synthesis as syn
+from . import realistic as real
 from ..datasets import load_rgb, random_crop, split_files
 from ..nets.assessor import CROP, DEGRADATIONS, AssessorNet
 
@@ -82,7 +88,7 @@ def kernel_rms_radius(k: np.ndarray) -> float:
 
 
 def noise_severity(sigma_255: float) -> float:
-    return float(np.clip((max(sigma_255, 0.0) / 60.0) ** 0.7, 0, 1))
+    return float(np.clip((max(sigma_255, 0.0) / 55.0) ** 0.65, 0, 1))
 
 
 def jpeg_severity(q: float) -> float:
@@ -223,9 +229,27 @@ def _restoration_op(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.medianBlur((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8), 3).astype(np.float32) / 255.0
 
 
+def _apply_realistic(name: str, x: np.ndarray, params: dict[str, Any], rng: np.random.Generator
+                     ) -> tuple[np.ndarray, float] | None:
+    """Camera noise or a web JPEG instead of the MiO version (tools/training/realistic.py), or None."""
+    u = rng.random()
+    if name == "noise" and u < 0.4:
+        noisy, ref = real.camera_noise(x, rng)
+        return noisy, noise_severity(float(np.std(noisy - ref)) * 255.0)
+    if name == "noise" and u < 0.55:
+        sigma = float(rng.uniform(2, 30))
+        return real.correlated_noise(x, sigma, rng), noise_severity(sigma)
+    if name == "jpeg" and u < 0.45:
+        out, visible = real.web_jpeg(x, params["quality"], rng)
+        return out, jpeg_severity(params["quality"]) * visible
+    return None
+
+
 def make_sample(images: list[np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """One training crop (CROP×CROP×3) and its severity targets (8,)."""
     img = images[int(rng.integers(len(images)))]
+    if rng.random() < 0.12:  # graphics-like content (see realistic.cartoonize)
+        img = real.cartoonize(random_crop(img, min(320, *img.shape[:2]), rng), rng)
     tgt = np.zeros(N, np.float32)
     u = rng.random()
     if u < 0.17:  # clean
@@ -276,7 +300,7 @@ def make_sample(images: list[np.ndarray], rng: np.random.Generator) -> tuple[np.
     x = random_crop(img, size, rng).astype(np.float32)
     for name in syn.SYNTHESIS_ORDER:
         if name in combo:
-            x, sev = apply_with_target(name, x, params[name], rng)
+            x, sev = _apply_realistic(name, x, params[name], rng) or apply_with_target(name, x, params[name], rng)
             if name != "low_resolution":
                 tgt[IDX[name]] = sev
     if lowres_mode is not None:
@@ -370,7 +394,7 @@ def calibrate_images(model: AssessorNet, files: list[Path], seeds: int = 2, log=
     restoration-like versions of it (all negative). Among thresholds with the best F1, the middle
     of that plateau is taken.
     """
-    from ..assess import LearnedAssessor, size_prior
+    from ..assess import SMALL_SIDE, LearnedAssessor
 
     helper = LearnedAssessor.__new__(LearnedAssessor)
     helper.model, helper.crop = model.eval(), CROP
@@ -390,9 +414,9 @@ def calibrate_images(model: AssessorNet, files: list[Path], seeds: int = 2, log=
             _, raw = helper.predict(x)
             raws.append(raw)
             labels.append([k in combo for k in DEGRADATIONS])
-            small.append(size_prior(*x.shape[:2]) >= 0.2)
+            small.append(min(x.shape[:2]) <= SMALL_SIDE)
             if "low_resolution" in combo and small[-1]:
-                labels[-1][IDX["low_resolution"]] = None  # decided by the size prior, not the CNN
+                labels[-1][IDX["low_resolution"]] = None  # small after a ×1/4 downscale: the size prior decides
         log(f"calibration image {fi + 1}/{len(files)}")
     raws, small = np.array(raws), np.array(small)
     out: dict[str, Any] = {"thresholds": {}, "f1": {}, "thresholds_small": {}, "f1_small": {}}

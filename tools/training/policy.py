@@ -6,15 +6,17 @@ Two steps, each resumable, one CPU thread::
         --weights-dir ../shared/weights
     python -m restoreagent.tools.training.policy train --work DIR [--out checkpoints/policy.pt]
 
-``labels``: case ``i`` is a random crop (208 px, the smallest size the assessor's size prior reads as full
-resolution; every 4th case 256 px) of a ``train``-split
+``labels``: case ``i`` is a random crop (208 px; every 4th case 256 px; the assessor is told that the crop
+is full resolution) of a ``train``-split
 image (CBSD68 + Set14 + Set5; never Kodak24/LIVE1), degraded with MiO combination
 ``i mod 16`` (seeded), and labelled by :func:`graph.planning.labels.label_case`: the
 prefix tree over its true degradations with every tool, the assessor's features at every
 node and the Q-value of every move, false-alarm moves included. Each case is written to
 ``DIR/labels/<i>.json`` (atomically) as soon as it is done; a restart skips the cases
 already there, so an interrupted run resumes. ``--minutes`` stops starting new cases
-after that much time; progress goes to stdout and ``DIR/labels.log``.
+after that much time; progress goes to stdout and ``DIR/labels.log``. ``--shard K/N`` lets
+N processes share one folder; ``--start`` labels another index range, e.g. with a different
+``--weights-dir`` (the weight-free tools only), so the ranker also learns those tool sets.
 
 ``train``: fits :class:`graph.planning.policy.RankerNet` (an MLP on node features + move
 encoding → advantage of the move over stopping, in dB) on all label files, holding out
@@ -32,6 +34,7 @@ import json
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +83,10 @@ def make_labels(args: argparse.Namespace) -> int:
     toolbox = Toolbox(default_registry, Configuration(weights_dir=args.weights_dir, device="cpu"))
     t0 = time.perf_counter()
     made = 0
-    for i in range(args.count):
+    k, n = (int(v) for v in args.shard.split("/"))
+    for i in range(args.start, args.start + args.count):
+        if i % n != k:
+            continue
         path = out / f"{i:05d}.json"
         if path.exists():
             continue
@@ -94,16 +100,17 @@ def make_labels(args: argparse.Namespace) -> int:
         clean = random_crop(load_rgb(spec["file"]), spec["crop"], rng)
         degraded, params = degrade(clean, spec["combo"], seed=spec["seed"])
         try:
-            label = label_case(degraded, clean, spec["combo"], toolbox.tools, assess, seed=spec["seed"])
+            assessor = partial(assess, full_resolution_side=spec["crop"])  # the clean crop is full resolution
+            label = label_case(degraded, clean, spec["combo"], toolbox.tools, assessor, seed=spec["seed"])
         except ValueError as exc:  # a task without an available tool: recorded, so a rerun skips it too
             atomic_write(path, json.dumps({"index": i, "combo": list(spec["combo"]), "skipped": str(exc), "nodes": []}))
-            log(f"[{i + 1}/{args.count}] skipped: {exc}", logfile)
+            log(f"[{i + 1}/{args.start + args.count}] skipped: {exc}", logfile)
             continue
         label.update(index=i, group=spec["group"], source=f"{spec['file'].parent.name}/{spec['file'].name}",
                      crop=spec["crop"], params=params)
         atomic_write(path, json.dumps(label, separators=(",", ":")))
         made += 1
-        log(f"[{i + 1}/{args.count}] {label['source']} {'+'.join(spec['combo'])}: {len(label['nodes'])} nodes, "
+        log(f"[{i + 1}/{args.start + args.count}] {label['source']} {'+'.join(spec['combo'])}: {len(label['nodes'])} nodes, "
             f"{label['tool_runs']} runs, {label['seconds']:.1f} s (elapsed {(time.perf_counter() - t0) / 60:.1f} min)",
             logfile)
     done = len(list(out.glob("*.json")))
@@ -466,6 +473,8 @@ def main(argv: list[str] | None = None) -> int:
     lab.add_argument("--clean-dir", type=Path, default=None)
     lab.add_argument("--weights-dir", type=Path, default=os.environ.get("RESTOREAGENT_WEIGHTS_DIR"))
     lab.add_argument("--threads", type=int, default=1)
+    lab.add_argument("--start", type=int, default=0, help="first case index (cases START … START+COUNT−1)")
+    lab.add_argument("--shard", default="0/1", help="K/N: only cases with index mod N = K (parallel processes)")
     tr = sub.add_parser("train", help="fit the ranker on the labels (resumable)")
     tr.add_argument("--work", required=True)
     tr.add_argument("--out", default=str(REPO / "checkpoints" / "policy.pt"))
