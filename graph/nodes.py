@@ -46,7 +46,13 @@ def judge(
     task: str, before: dict[str, float], after: Assessment, quality_before: float, tolerance: float,
     requested: bool = False,
 ) -> tuple[bool, str]:
-    """Accept a step only if it reduced its target and made nothing else notably worse.
+    """Accept a step only if it reduced its target by more than it raised the others, and did
+    not lower the quality score.
+
+    Other degradations count when they are present afterwards and rose by more than
+    ``tolerance``; their rises are summed against the target's drop. (Removing noise or
+    haze often *reveals* blur or darkness that was there all along; rejecting every such
+    rise rolled back steps on the oracle's best pipelines.)
 
     A step the user asked for in the conversation ("that is too dark") is accepted
     as long as the tool worked: the user judges it, and can undo it.
@@ -56,10 +62,11 @@ def judge(
         return True, f"requested by the user; {task} {b:.2f} → {a:.2f}; quality {quality_before:.3f} → {after.quality:.3f}"
     if b >= PRESENT and a > b - 0.02:
         return False, f"did not reduce {task} ({b:.2f} → {a:.2f})"
-    for name, sev in after.degradations.items():
-        prev = before.get(name, 0.0)
-        if name != task and sev >= PRESENT and sev > prev + tolerance:
-            return False, f"made {name} worse ({prev:.2f} → {sev:.2f})"
+    worse = {name: (before.get(name, 0.0), sev) for name, sev in after.degradations.items()
+             if name != task and sev >= PRESENT and sev > before.get(name, 0.0) + tolerance}
+    if sum(s - p for p, s in worse.values()) > max(b - a, 0.0):
+        name, (prev, sev) = max(worse.items(), key=lambda kv: kv[1][1] - kv[1][0])
+        return False, f"made {name} worse ({prev:.2f} → {sev:.2f}) by more than it reduced {task}"
     if after.quality < quality_before - 1e-3:
         return False, f"overall quality fell ({quality_before:.3f} → {after.quality:.3f})"
     return True, f"{task} {b:.2f} → {a:.2f}; quality {quality_before:.3f} → {after.quality:.3f}"

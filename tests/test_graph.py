@@ -275,3 +275,25 @@ def test_two_runs_at_once_share_one_graph_safely(tmp_path, clean_images):
         out = load_image(state["output"]).rgb
         assert psnr(out, clean_images[name]) > psnr(load_image(inputs[name]).rgb, clean_images[name]) + 3
     assert results["astronaut"]["run_dir"] != results["coffee"]["run_dir"]
+
+
+def test_judge_weighs_revealed_degradations_against_the_gain():
+    from types import SimpleNamespace
+
+    from restoreagent.graph.nodes import judge
+
+    def after(quality, **sev):
+        return SimpleNamespace(degradations=sev, quality=quality)
+
+    before = {"noise": 0.7, "motion_blur": 0.25}
+    # denoising reveals blur that the noise hid: a small rise against a large drop is kept
+    ok, why = judge("noise", before, after(0.9, noise=0.05, motion_blur=0.4), 0.7, 0.03)
+    assert ok, why
+    # a rise larger than the drop is rolled back, and the reason names it
+    ok, why = judge("noise", before, after(0.9, noise=0.5, motion_blur=0.6), 0.7, 0.03)
+    assert not ok and "motion_blur worse (0.25 → 0.60)" in why
+    # no drop of the target, or a lower quality score, is rolled back too
+    assert not judge("noise", before, after(0.9, noise=0.69, motion_blur=0.25), 0.7, 0.03)[0]
+    assert not judge("noise", before, after(0.6, noise=0.1, motion_blur=0.25), 0.7, 0.03)[0]
+    # a user's request is kept as long as the tool ran
+    assert judge("noise", before, after(0.6, noise=0.7, motion_blur=0.9), 0.7, 0.03, requested=True)[0]
