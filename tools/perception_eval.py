@@ -245,7 +245,10 @@ DESIGN = """## Design
   noisy image was denoised (noise masks darkness: 0.22 → 0.54 on a test mixture), so the observe node
   rejected every good denoising step and the end-to-end tests failed; the luminance does not move when
   noise is removed. This costs low-light precision (the false alarms below are mostly naturally dark
-  clean photos).
+  clean photos). Tried with assessor v2 and not kept: the smaller of the two readings when no noise is
+  present and the luminance is not clearly dark (clean false alarms 18.9 % → 5.7 %, low-light F1
+  0.77 → 0.80), because the network still under-reads darkness once a dark photo is denoised (a
+  γ 0.6 crop reads 0.15 after FFDNet), so the agent stopped brightening dark, noisy photos.
 * **Low resolution**: the CNN judges content (interpolation traces, missing detail); pixel count is a
   size prior relative to the short side a photo should have, R (`full_resolution_side`, default 512;
   `--full-side`): clip(log2(R / short side)/3, 0, 1), the severity scale of an image upsampled by
