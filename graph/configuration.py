@@ -52,7 +52,7 @@ class Configuration(BaseModel):
         "(the assessor's size prior; see tools/assess.py)."
     )
     accept_tolerance: float = Field(
-        default=0.03, ge=0, le=1, description="How much any other degradation may rise before a step is rolled back."
+        default=0.03, ge=0, le=1, description="Rises of other degradations up to this are ignored by the observe node (assessment noise)."
     )
 
     @classmethod

@@ -14,7 +14,7 @@ a presence probability and a severity in [0, 1]:
   maximum on held-out train images, see ``checkpoints/assessor.json``) by the
   piecewise-linear map τ ↦ :data:`PRESENT` (0.2), 0 ↦ 0, 1 ↦ 1, so that
   ``severity ≥ PRESENT`` means "present" for every degradation; small images
-  (size prior ≥ PRESENT) have their own thresholds, calibrated on the small
+  (short side ≤ :data:`SMALL_SIDE`) have their own thresholds, calibrated on the small
   calibration images: a blur or rain applied before a ×1/4 downscale is 4× smaller
   in the pixels the network sees;
 * low light is the exception: its severity is the exposure measure

@@ -89,10 +89,12 @@ def add_poisson_noise(rgb: np.ndarray, scale: float, rng: np.random.Generator) -
     return np.clip(rgb + scale * shot, 0, 1).astype(np.float32)
 
 
-def jpeg_compress(rgb: np.ndarray, quality: int) -> np.ndarray:
-    """Encode and decode with Pillow's JPEG at ``quality`` (4:2:0 chroma)."""
+def jpeg_compress(rgb: np.ndarray, quality: int, subsampling: int = 2) -> np.ndarray:
+    """Encode and decode with Pillow's JPEG at ``quality``; chroma ``subsampling`` 0 = 4:4:4,
+    1 = 4:2:2, 2 = 4:2:0 (the MiO protocol's)."""
     buf = io.BytesIO()
-    Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)).save(buf, format="JPEG", quality=int(quality))
+    Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)).save(
+        buf, format="JPEG", quality=int(quality), subsampling=int(subsampling))
     buf.seek(0)
     return np.asarray(Image.open(buf).convert("RGB")).astype(np.float32) / 255.0
 

@@ -17,15 +17,10 @@ the MiO synthesis (``tools.synthesis``), which stays the benchmark's protocol.
 
 from __future__ import annotations
 
-import io
-
 import cv2
 import numpy as np
-from PIL import Image
 
-
-def _to_u8(rgb: np.ndarray) -> np.ndarray:
-    return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+from ..synthesis import jpeg_compress
 
 
 def _demosaic(raw: np.ndarray) -> np.ndarray:
@@ -87,14 +82,6 @@ def correlated_noise(rgb: np.ndarray, sigma_255: float, rng: np.random.Generator
     return np.clip(rgb + n, 0, 1).astype(np.float32)
 
 
-def jpeg(rgb: np.ndarray, quality: int, subsampling: int = 2) -> np.ndarray:
-    """Pillow JPEG round trip; ``subsampling`` 0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0."""
-    buf = io.BytesIO()
-    Image.fromarray(_to_u8(rgb)).save(buf, format="JPEG", quality=int(quality), subsampling=int(subsampling))
-    buf.seek(0)
-    return np.asarray(Image.open(buf).convert("RGB")).astype(np.float32) / 255.0
-
-
 def web_jpeg(rgb: np.ndarray, quality: int, rng: np.random.Generator) -> tuple[np.ndarray, float]:
     """A JPEG as found on the web: random chroma subsampling, then sometimes a resize
     (the grid is lost, the ringing stays) or a second, higher-quality save.
@@ -102,7 +89,7 @@ def web_jpeg(rgb: np.ndarray, quality: int, rng: np.random.Generator) -> tuple[n
     Returns the image and the fraction of the artefacts left visible (1 unless the image
     was shrunk, which shrinks and averages them).
     """
-    out = jpeg(rgb, quality, int(rng.choice([0, 2, 2])))
+    out = jpeg_compress(rgb, quality, int(rng.choice([0, 2, 2])))
     visible = 1.0
     u = rng.random()
     h, w = out.shape[:2]
@@ -113,7 +100,7 @@ def web_jpeg(rgb: np.ndarray, quality: int, rng: np.random.Generator) -> tuple[n
         out = np.clip(out, 0, 1).astype(np.float32)
         visible = min(1.0, f)
     elif u < 0.5:
-        out = jpeg(out, int(rng.integers(80, 96)), int(rng.choice([0, 2])))
+        out = jpeg_compress(out, int(rng.integers(80, 96)), int(rng.choice([0, 2])))
     return out, visible
 
 
@@ -123,7 +110,7 @@ def cartoonize(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     Real JPEGs are often drawings and screenshots, where ringing around hard edges on
     flat colour is what compression looks like; the training photos have none.
     """
-    u8 = _to_u8(rgb)
+    u8 = (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
     for _ in range(int(rng.integers(2, 5))):
         u8 = cv2.bilateralFilter(u8, 7, 40, 7)
     levels = int(rng.integers(6, 15))
