@@ -29,7 +29,7 @@ from langgraph.types import interrupt
 from pydantic import ValidationError
 
 from .. import prompts
-from ..tools.assess import PRESENT, Assessment
+from ..tools.assess import PRESENT, Assessment, apply_low_light_rule, trusts_network_low_light
 from ..tools.base import ToolError
 from ..tools.imageio import load_image, save_png
 from .brains.offline import OfflinePolicy
@@ -100,6 +100,9 @@ class Nodes:
         original = store.put(loaded.rgb)
         alpha_id = store.put(np.repeat(loaded.alpha[..., None], 3, axis=2)) if loaded.alpha is not None else None
         report = self.assessor(loaded.rgb)
+        # Decided once, on the input: a dark noisy photo stays dark to the observer after denoising.
+        trust = trusts_network_low_light(report)
+        report = apply_low_light_rule(report, trust)
         get_stream_writer()(
             {"event": "assessed", "image_id": original, "degradations": report.degradations, "quality": report.quality}
         )
@@ -113,6 +116,7 @@ class Nodes:
             "degradations": report.degradations,
             "assessment": report.model_dump(),
             "quality": report.quality,
+            "low_light_trust_network": trust,
             "plan": list(report.present),
             "steps": [],
             "turn": 1,
@@ -358,7 +362,8 @@ class Nodes:
             err = call["error"]
             accepted, reason = False, err if err.startswith("rejected") else f"tool failed: {err}"
         else:
-            after = self.assessor(ArtifactStore(state["run_dir"]).get(call["output_id"]))
+            after = apply_low_light_rule(self.assessor(ArtifactStore(state["run_dir"]).get(call["output_id"])),
+                                         bool(state.get("low_light_trust_network")))
             if call["name"] == REVERT:
                 note = call["args"].get("reason") or "asked to undo"
                 accepted, reason = True, f"back to {call['output_id']} ({note})"

@@ -75,6 +75,7 @@ class State(TypedDict):
     degradations: NotRequired[dict[str, float]]
     assessment: NotRequired[dict[str, Any]]
     quality: NotRequired[float]
+    low_light_trust_network: NotRequired[bool]  # decided on the input photo (tools/assess.py)
     plan: NotRequired[list[str]]
     # Execution
     pending: NotRequired[dict[str, Any] | None]

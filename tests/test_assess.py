@@ -17,6 +17,7 @@ from restoreagent.tools.assess import (
     DEGRADATIONS,
     PRESENT,
     Assessment,
+    apply_low_light_rule,
     assess,
     niqe,
     niqe_params,
@@ -93,6 +94,27 @@ def test_good_restoration_reads_as_improvement(clean_images, offline_context):
         before, after = assess(dark), assess(_restore(GammaTool, dark, offline_context))
         assert after.degradations["low_light"] < before.degradations["low_light"] - 0.02, (before, after)
         assert after.quality > before.quality, (before, after)
+
+
+def test_network_vetoes_low_light_on_a_naturally_dark_clean_photo(shared_dir):
+    from restoreagent.tools.imageio import load_image
+
+    a = assess(load_image(shared_dir / "data" / "clean" / "kodak24" / "kodim05.png").rgb)
+    assert a.measures["low_light_exposure"] >= PRESENT  # the luminance alone calls it dark
+    assert a.measures["low_light_network_trusted"] == 1.0 and "low_light" not in a.present, a
+    # without the network's veto (a photo that came in noisy) the exposure decides
+    assert "low_light" in apply_low_light_rule(a, trust_network=False).present
+
+
+def test_dark_noisy_photo_stays_dark_after_denoising_under_the_inputs_rule(clean_images, offline_context):
+    for i, img in enumerate(clean_images.values()):
+        dark_noisy = syn.add_gaussian_noise(syn.darken(img, 0.55), 25, np.random.default_rng(i))
+        first = assess(dark_noisy)
+        assert first.measures["low_light_network_trusted"] == 0.0 and "low_light" in first.present, first
+        denoised = _restore(DenoiseNLMeans, dark_noisy, offline_context)
+        after = apply_low_light_rule(assess(denoised), trust_network=False)  # as the graph's observe node does
+        assert after.degradations["low_light"] >= PRESENT, after
+        assert abs(after.degradations["low_light"] - first.degradations["low_light"]) < 0.1, (first, after)
 
 
 def test_512_is_fast_enough():

@@ -17,13 +17,16 @@ a presence probability and a severity in [0, 1]:
   (short side ≤ :data:`SMALL_SIDE`) have their own thresholds, calibrated on the small
   calibration images: a blur or rain applied before a ×1/4 downscale is 4× smaller
   in the pixels the network sees;
-* low light is the exception: its severity is the exposure measure
-  :func:`lowlight_from_luminance` (mean luminance 0.42 → 0, 0.12 → 1), as in the
-  rule-based assessor. The network's low-light output (``measures["low_light_learned"]``)
-  scored better on held-out synthetic data (F1 0.83 vs 0.77) but rose when a dark noisy
-  image was denoised (the noise had masked the darkness: 0.22 → 0.54 on the test
-  mixture), so the observe node rolled back every good denoising step; the mean
-  luminance does not move when noise is removed;
+* low light combines two readings (:func:`apply_low_light_rule`): the exposure measure
+  :func:`lowlight_from_luminance` (mean luminance 0.42 → 0, 0.12 → 1, as in the
+  rule-based assessor) and the network's own low-light output
+  (``measures["low_light_learned"]``). The exposure alone calls every naturally dark
+  photo (a night street, a dark-haired portrait) underexposed; the network tells those
+  apart but under-reads darkness under noise (the noise masks it: 0.22 → 0.54 on the
+  test mixture once denoised). So the network may veto a moderate exposure reading
+  (severity < :data:`SURELY_DARK`) only when the photo was noise-free; the graph makes
+  that choice once, on the input photo, and keeps it for the run (a dark noisy photo
+  stays dark after denoising);
 * low resolution: the CNN judges *content* (missing detail, interpolation
   traces of an upsampled image); pixel count is a documented size prior relative
   to the short side a photo should have, ``full_resolution_side`` R (default 512;
@@ -81,6 +84,8 @@ MAX_CROPS = 8
 FULL_RESOLUTION_SIDE = 512
 #: Short side (px) up to which the small-image thresholds apply (how they were calibrated).
 SMALL_SIDE = 179
+#: Exposure severity from which a photo is underexposed whatever the network says.
+SURELY_DARK = 0.5
 
 
 class Assessment(BaseModel):
@@ -157,6 +162,27 @@ def lowlight_from_luminance(mean_lum: float) -> float:
     return _ramp(-mean_lum, -0.42, -0.12)
 
 
+def apply_low_light_rule(report: Assessment, trust_network: bool) -> Assessment:
+    """Set the low-light severity from the exposure and, where trusted, the network's veto.
+
+    ``trust_network``: let the network's reading lower a moderate exposure reading
+    (< :data:`SURELY_DARK`); decide it on the photo as it came in (noise-free → True).
+    A report without both readings (the rule-based or a custom assessor) is returned as is.
+    """
+    m = report.measures
+    if "low_light_learned" not in m or "mean_luminance" not in m:
+        return report
+    exposure = lowlight_from_luminance(m["mean_luminance"])
+    severity = min(exposure, m["low_light_learned"]) if trust_network and exposure < SURELY_DARK else exposure
+    measures = {**m, "low_light_exposure": round(exposure, 4), "low_light_network_trusted": float(trust_network)}
+    return _report({**report.degradations, "low_light": severity}, measures, report.assessor)
+
+
+def trusts_network_low_light(report: Assessment) -> bool:
+    """Whether the network's low-light reading may veto the exposure, judged on an input photo: it has no noise."""
+    return report.degradations.get("noise", 0.0) < PRESENT
+
+
 # -- learned ------------------------------------------------------------------------------
 def size_prior(h: int, w: int, full_resolution_side: int = FULL_RESOLUTION_SIDE) -> float:
     """Low-resolution prior from pixel count: clip(log2(R / short side) / 3, 0, 1), R = ``full_resolution_side``
@@ -221,16 +247,14 @@ class LearnedAssessor:
         return torch.sigmoid(logits).mean(0).numpy(), sev.mean(0).numpy()
 
     def __call__(self, rgb: np.ndarray, weights_dir: Path | None = None,
-                 full_resolution_side: int = FULL_RESOLUTION_SIDE) -> Assessment:
+                 full_resolution_side: int = FULL_RESOLUTION_SIDE,
+                 trust_network_low_light: bool | None = None) -> Assessment:
         rgb = _as_rgb(rgb)
         prob, raw = self.predict(rgb)
         prior = size_prior(*rgb.shape[:2], full_resolution_side)
         sev = calibrate_severity(raw, self.tau_small if min(rgb.shape[:2]) <= SMALL_SIDE else self.tau)
         severities = dict(zip(self.names, map(float, sev)))
-        # low light: the exposure measure (see the module docstring), the network's view in measures
-        mean_lum = float(luminance(rgb).mean())
         learned_low_light = severities.get("low_light", 0.0)
-        severities["low_light"] = lowlight_from_luminance(mean_lum)
         severities["low_resolution"] = max(severities.get("low_resolution", 0.0), prior)
         h, w = rgb.shape[:2]
         cy, cx = max(0, (h - 256) // 2), max(0, (w - 256) // 2)
@@ -245,7 +269,10 @@ class LearnedAssessor:
                 measures["niqe"] = round(niqe(rgb, *params), 3)
             except ValueError:
                 pass
-        return _report(severities, measures, ASSESSOR)
+        report = _report(severities, measures, ASSESSOR)
+        if trust_network_low_light is None:
+            trust_network_low_light = trusts_network_low_light(report)
+        return apply_low_light_rule(report, trust_network_low_light)
 
 
 @lru_cache(maxsize=4)
@@ -271,6 +298,9 @@ def assess(rgb: np.ndarray, checkpoint: Path | str | None = None, weights_dir: P
     ``checkpoint``: default ``RESTOREAGENT_ASSESSOR_CHECKPOINT`` or ``checkpoints/assessor.pt``.
     ``weights_dir``: where to find NIQE's parameters (default ``RESTOREAGENT_WEIGHTS_DIR``).
     ``full_resolution_side``: the short side a photo should have; smaller ones read as low resolution.
+
+    The image is judged as an input photo: the network may veto low light if it is noise-free
+    (:func:`apply_low_light_rule` re-applies another choice, as the graph does after each step).
     """
     path = Path(checkpoint) if checkpoint is not None else checkpoint_path()
     try:

@@ -239,16 +239,16 @@ DESIGN = """## Design
   1 → 1, so "severity ≥ 0.2" means present for every type.
 * **Small images** (short side ≤ 179 px) get their own thresholds, calibrated on the small calibration
   images: blur or rain applied before a ×1/4 downscale is 4× smaller in the pixels the network sees.
-* **Low light** is reported from the mean luminance (0.42 → 0, 0.12 → 1, present below 0.36), as in the
-  rule-based assessor; the network's low-light output is kept as `measures["low_light_learned"]`. It
-  scored better here (F1 0.83, 3 clean false alarms, 91 % on lowlight_dicm) but it rose when a dark,
-  noisy image was denoised (noise masks darkness: 0.22 → 0.54 on a test mixture), so the observe node
-  rejected every good denoising step and the end-to-end tests failed; the luminance does not move when
-  noise is removed. This costs low-light precision (the false alarms below are mostly naturally dark
-  clean photos). Tried with assessor v2 and not kept: the smaller of the two readings when no noise is
-  present and the luminance is not clearly dark (clean false alarms 18.9 % → 5.7 %, low-light F1
-  0.77 → 0.80), because the network still under-reads darkness once a dark photo is denoised (a
-  γ 0.6 crop reads 0.15 after FFDNet), so the agent stopped brightening dark, noisy photos.
+* **Low light** combines two readings (`tools/assess.py::apply_low_light_rule`): the exposure, from the
+  mean luminance (0.42 → 0, 0.12 → 1, present below 0.36, as in the rule-based assessor), and the
+  network's own low-light output (`measures["low_light_learned"]`). The exposure alone calls every
+  naturally dark photo underexposed (assessor v2 with it: 18.9 % clean false alarms, low-light F1 0.77);
+  the network tells those apart but under-reads darkness under noise (noise masks it: 0.22 → 0.54 on a
+  test mixture once denoised; a γ 0.6 crop reads 0.15 after FFDNet). So the network may lower a
+  moderate exposure reading (severity < 0.5, `SURELY_DARK`) only when the photo came in noise-free. The
+  graph makes that choice once, on the input photo, and keeps it for the run (state
+  `low_light_trust_network`): a dark, noisy photo stays dark to the observe node after denoising, so
+  it still gets brightened. Here each image is judged as an input photo.
 * **Low resolution**: the CNN judges content (interpolation traces, missing detail); pixel count is a
   size prior relative to the short side a photo should have, R (`full_resolution_side`, default 512;
   `--full-side`): clip(log2(R / short side)/3, 0, 1), the severity scale of an image upsampled by

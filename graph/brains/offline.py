@@ -129,12 +129,13 @@ def choose(
         best = ranker.rank(context, candidates)
         if not best:
             # The ranker sees no gain, but a clearly present, untried degradation is still
-            # treated (the rules' move): away from its training data the ranker under-acts.
+            # treated (the rules' order of tasks, the ranker's least-bad tool): away from its
+            # training data the ranker under-acts.
             for task in TASK_ORDER:
                 if task not in closed and not tries.get(task, 0) and severities.get(task, 0.0) >= CONFIDENT:
-                    fresh = [t for t in ordered(task) if t not in used]
+                    fresh = [(task, t) for t in ordered(task) if t not in used]
                     if fresh:
-                        return task, fresh[0]
+                        return ranker.rank_all(context, fresh)[0][:2]
             return None
         task, tool, _ = best[0]
         # A caller's preference for the task's tools wins over the ranker's choice of tool.

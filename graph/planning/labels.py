@@ -37,7 +37,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ...tools.assess import Assessment
+from ...tools.assess import Assessment, apply_low_light_rule, trusts_network_low_light
 from ...tools.base import DEGRADATIONS, RestorationTool
 from ...tools.metrics import psnr, ssim
 from .oracle import combined_score, match_size
@@ -133,11 +133,17 @@ def label_case(
     deep = [p for p in order if p]
     picked = set(map(tuple, (deep[i] for i in rng.permutation(len(deep))[:false_nodes]))) if deep else set()
 
+    # The observe node's low-light rule, decided on the input as the graph does.
+    trust = trusts_network_low_light(assessor(images[()]))
+
+    def observe(image: np.ndarray) -> Assessment:
+        return apply_low_light_rule(assessor(image), trust)
+
     nodes = []
     for prefix in order:
         if prefix not in best_value:  # a dead branch (all completions failed)
             continue
-        report = assessor(images[prefix])
+        report = observe(images[prefix])
         feats = node_features(report)
         done = [task_of[n] for n in prefix]
         moves = []
@@ -161,7 +167,7 @@ def label_case(
                     if out is None:
                         continue
                     after = _score(out, clean)
-                    seen = assessor(out)  # what the observe node would judge the move on
+                    seen = observe(out)  # what the observe node would judge the move on
                     moves.append({"task": task, "tool": name,
                                   "q": round(best_value[prefix] + after - score[prefix], 5),
                                   "after": round(after, 5), "true": False,

@@ -208,13 +208,16 @@ class LearnedRanker:
     def rank(self, context: Mapping[str, Any], candidates: Sequence[tuple[str, str]]) -> list[tuple[str, str, float]]:
         """``candidates`` (task, tool) best first with their predicted advantage over stopping (dB,
         risk-adjusted, see :meth:`scores`), leaving out those that do not beat stopping by ``margin``."""
+        return [r for r in self.rank_all(context, candidates) if r[2] > self.margin]
+
+    def rank_all(self, context: Mapping[str, Any], candidates: Sequence[tuple[str, str]]) -> list[tuple[str, str, float]]:
+        """All ``candidates`` (task, tool, predicted advantage), best first, none left out."""
         if not candidates:
             return []
         node, done, depth = context_node(context)
         x = np.stack([encode(node, done, depth, task, tool, self.tools) for task, tool in candidates])
         pred = self.scores(x)
-        ranked = sorted(((t, n, float(s)) for (t, n), s in zip(candidates, pred)), key=lambda r: -r[2])
-        return [r for r in ranked if r[2] > self.margin]
+        return sorted(((t, n, float(s)) for (t, n), s in zip(candidates, pred)), key=lambda r: -r[2])
 
 
 @lru_cache(maxsize=4)
