@@ -115,27 +115,36 @@ def estimate_jpeg_quality(rgb: np.ndarray, max_side: int = 512) -> int | None:
     y = _rgb_to_ycc(rgb[cy : cy + max_side, cx : cx + max_side])[0] * 255.0 - 128.0
     # Grid offset (relative to the crop): on the encoder's grid most high-frequency
     # coefficients were quantised to zero and stay within rounding error of it.
+    # The high-frequency DCT coefficients of the 8×8 block at every pixel position (separable
+    # filters), then read on each of the 64 candidate grids.
+    hh, ww = y.shape
+    small = [np.abs(cv2.sepFilter2D(y, cv2.CV_32F, _DCT[v], _DCT[u], anchor=(0, 0),
+                                    borderType=cv2.BORDER_CONSTANT)) < 1.0
+             for u in range(3, 8) for v in range(3, 8)]
+    zeros = np.mean(small, axis=0)  # per position: share of the 25 coefficients near zero
     zero_frac = np.zeros((8, 8))
     for oy in range(8):
         for ox in range(8):
-            zero_frac[oy, ox] = np.mean(np.abs(_block_dct(y, oy, ox)[..., 3:, 3:]) < 1.0)
+            n, m = (hh - oy) // 8, (ww - ox) // 8
+            zero_frac[oy, ox] = zeros[oy : oy + 8 * n : 8, ox : ox + 8 * m : 8].mean()
     oy, ox = np.unravel_index(int(np.argmax(zero_frac)), zero_frac.shape)
     coeffs = _block_dct(y, int(oy), int(ox))
-    probes = [coeffs[..., u, v].ravel() for u, v in _PROBE]
 
-    def periodicity(quality: int) -> float:
-        # Mean cos(2π·d/Q) over the nonzero coefficients: 1 if all are multiples of Q.
-        table = _quant_table(quality)
-        scores = []
-        for (u, v), d in zip(_PROBE, probes):
-            step = table[u, v]
-            d = d[np.abs(d) > step / 2]
-            if d.size >= 20:
-                scores.append(float(np.mean(np.cos(2 * np.pi * d / step))))
-        return float(np.mean(scores)) if scores else 0.0
-
+    # Periodicity of each probe for every quality: mean cos(2π·d/Q) over the coefficients
+    # above Q/2 (1 if all are multiples of Q); a quality's score is the mean over the probes
+    # with at least 20 such coefficients. Qualities sharing a step share the computation.
     qualities = np.arange(1, 100)
-    scores = np.array([periodicity(int(q)) for q in qualities])
+    tables = np.stack([_quant_table(int(q)) for q in qualities])
+    total, count = np.zeros(len(qualities)), np.zeros(len(qualities))
+    for u, v in _PROBE:
+        d = coeffs[..., u, v].ravel()
+        for step in np.unique(tables[:, u, v]):
+            kept = d[np.abs(d) > step / 2]
+            if kept.size >= 20:
+                at = tables[:, u, v] == step
+                total[at] += float(np.mean(np.cos(2 * np.pi * kept / step)))
+                count[at] += 1
+    scores = np.where(count > 0, total / np.maximum(count, 1), 0.0)
     best = float(scores.max())
     if best < 0.3:  # measured: JPEGs up to q90 score ≥ 0.45, unaligned or clean images ≤ 0.15
         return None

@@ -52,14 +52,34 @@ def log(msg: str, path: Path | None = None) -> None:
 
 
 # -- labels -----------------------------------------------------------------------------
-def case_spec(i: int, files: list[Path], seed: int) -> dict[str, Any]:
-    """Which image, crop, combination and degradation seed case ``i`` uses (deterministic)."""
+def case_spec(i: int, files: list[Path], seed: int,
+              combos: list[tuple[str, tuple[str, ...]]] | None = None) -> dict[str, Any]:
+    """Which image, crop, combination and degradation seed case ``i`` uses (deterministic).
+
+    ``combos``: (group, degradations) pairs to cycle through; default the 16 MiO combinations."""
     from ...graph.planning.benchmark import COMBOS
 
+    combos = combos or COMBOS
     perm = np.random.default_rng(seed).permutation(len(files))
-    group, combo = COMBOS[i % len(COMBOS)]
+    group, combo = combos[i % len(combos)]
     return {"index": i, "file": files[int(perm[i % len(files)])], "group": group, "combo": tuple(combo),
             "crop": 256 if i % 4 == 3 else 208, "seed": seed * 1_000_003 + 7919 * i + 17}
+
+
+def parse_combos(text: str) -> list[tuple[str, tuple[str, ...]]]:
+    """``"low_light+noise+jpeg,haze+rain"`` → [(group, combo), …]; the group is the MiO one, else "X"."""
+    from ...graph.planning.benchmark import COMBOS
+    from ...tools.base import DEGRADATIONS
+
+    groups = {frozenset(c): g for g, c in COMBOS}
+    out = []
+    for item in text.split(","):
+        combo = tuple(x.strip() for x in item.split("+") if x.strip())
+        unknown = [x for x in combo if x not in DEGRADATIONS]
+        if not combo or unknown or len(set(combo)) != len(combo):
+            raise SystemExit(f"error: bad combination {item!r} (degradations: {', '.join(DEGRADATIONS)})")
+        out.append((groups.get(frozenset(combo), "X"), combo))
+    return out
 
 
 def make_labels(args: argparse.Namespace) -> int:
@@ -84,6 +104,7 @@ def make_labels(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     made = 0
     k, n = (int(v) for v in args.shard.split("/"))
+    combos = parse_combos(args.combos) if args.combos else None
     for i in range(args.start, args.start + args.count):
         if i % n != k:
             continue
@@ -93,7 +114,7 @@ def make_labels(args: argparse.Namespace) -> int:
         if args.minutes and time.perf_counter() - t0 > 60 * args.minutes:
             log(f"time budget of {args.minutes} min reached; rerun to continue", logfile)
             break
-        spec = case_spec(i, files, args.seed)
+        spec = case_spec(i, files, args.seed, combos)
         if args.crop:
             spec["crop"] = args.crop
         rng = np.random.default_rng(spec["seed"])
@@ -475,6 +496,8 @@ def main(argv: list[str] | None = None) -> int:
     lab.add_argument("--threads", type=int, default=1)
     lab.add_argument("--start", type=int, default=0, help="first case index (cases START … START+COUNT−1)")
     lab.add_argument("--shard", default="0/1", help="K/N: only cases with index mod N = K (parallel processes)")
+    lab.add_argument("--combos", default="",
+                     help="comma-separated combinations to cycle through, e.g. low_light+noise+jpeg (default: the 16 MiO ones)")
     tr = sub.add_parser("train", help="fit the ranker on the labels (resumable)")
     tr.add_argument("--work", required=True)
     tr.add_argument("--out", default=str(REPO / "checkpoints" / "policy.pt"))
