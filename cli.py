@@ -110,7 +110,8 @@ FullSideOpt = typer.Option(
 )
 BrainOpt = typer.Option(
     None, "--brain", envvar="RESTOREAGENT_BRAIN",
-    help="offline (default), qwen-vl:DIR, openai:MODEL, anthropic:MODEL or ollama:MODEL.",
+    help="offline (default: the learned planner), offline:rules, qwen-vl:DIR, openai:MODEL, anthropic:MODEL "
+    "or ollama:MODEL.",
 )
 
 

@@ -28,6 +28,8 @@ class RestoreResult(BaseModel):
     done_reason: str
     run_dir: Path
     notes: list[str] = Field(default_factory=list)
+    planning_seconds: float = Field(default=0.0, description="Time the brain spent deciding.")
+    observing_seconds: float = Field(default=0.0, description="Time spent assessing the input and judging each step.")
 
     @property
     def accepted_steps(self) -> list[Step]:
@@ -49,6 +51,8 @@ def result_from_state(state: dict[str, Any], before: dict[str, Any]) -> RestoreR
         done_reason=state.get("done_reason", ""),
         run_dir=state["run_dir"],
         notes=state.get("notes", []),
+        planning_seconds=state.get("planning_seconds", 0.0),
+        observing_seconds=state.get("observing_seconds", 0.0),
     )
 
 

@@ -99,10 +99,12 @@ class Nodes:
         store = ArtifactStore(run_dir)
         original = store.put(loaded.rgb)
         alpha_id = store.put(np.repeat(loaded.alpha[..., None], 3, axis=2)) if loaded.alpha is not None else None
+        t0 = time.perf_counter()
         report = self.assessor(loaded.rgb)
         # Decided once, on the input: a dark noisy photo stays dark to the observer after denoising.
         trust = trusts_network_low_light(report)
         report = apply_low_light_rule(report, trust)
+        observing = time.perf_counter() - t0
         get_stream_writer()(
             {"event": "assessed", "image_id": original, "degradations": report.degradations, "quality": report.quality}
         )
@@ -117,6 +119,7 @@ class Nodes:
             "assessment": report.model_dump(),
             "quality": report.quality,
             "low_light_trust_network": trust,
+            "observing_seconds": observing,
             "plan": list(report.present),
             "steps": [],
             "turn": 1,
@@ -193,6 +196,7 @@ class Nodes:
         return {"type": "image", "base64": base64.b64encode(buffer.getvalue()).decode("ascii"), "mime_type": "image/png"}
 
     def brain(self, state: State) -> dict[str, Any]:
+        t0 = time.perf_counter()
         text = prompts.render(
             "context",
             step=len(state.get("steps", [])) - state.get("turn_start", 0) + 1,
@@ -215,7 +219,8 @@ class Nodes:
             ToolMessage(content="Not executed: one tool call per step.", tool_call_id=c["id"]) for c in calls[1:]
         ]
         get_stream_writer()({"event": "decided", "tool": pending["name"] if pending else None, "text": reply.content})
-        update: dict[str, Any] = {"messages": [reply, *skipped], "pending": pending}
+        update: dict[str, Any] = {"messages": [reply, *skipped], "pending": pending,
+                                  "planning_seconds": time.perf_counter() - t0}
         if pending is None:
             update["reply"] = str(reply.content)
         return update
@@ -358,6 +363,7 @@ class Nodes:
             requested=bool(call.get("requested")),
         )
         update: dict[str, Any] = {"pending": None}
+        t0 = time.perf_counter()
         if call.get("error"):
             err = call["error"]
             accepted, reason = False, err if err.startswith("rejected") else f"tool failed: {err}"
@@ -380,6 +386,7 @@ class Nodes:
                     assessment=after.model_dump(),
                     quality=after.quality,
                 )
+        update["observing_seconds"] = time.perf_counter() - t0
         record = Step(accepted=accepted, reason=reason, **step).model_dump()
         verdict = "accepted" if accepted else "rolled back"
         get_stream_writer()(

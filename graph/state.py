@@ -82,3 +82,7 @@ class State(TypedDict):
     steps: NotRequired[Annotated[list[dict[str, Any]], operator.add]]
     messages: NotRequired[Annotated[list[AnyMessage], add_messages]]
     done_reason: NotRequired[str]
+    # Where the agent's own time went (summed over the thread): the brain's decisions, and the
+    # assessments of the input and of every tool output with their verdicts.
+    planning_seconds: NotRequired[Annotated[float, operator.add]]
+    observing_seconds: NotRequired[Annotated[float, operator.add]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -99,9 +100,15 @@ def test_state_holds_ids_not_pixels(tmp_path, noisy_png):
     with SqliteSaver.from_conn_string(str(tmp_path / "ckpt.sqlite")) as saver:
         graph = build_graph(_config(tmp_path), registry=_registry(), checkpointer=saver)
         cfg = {"configurable": {"thread_id": "t1"}}
+        t0 = time.perf_counter()
         state = graph.invoke({"image": str(noisy_png)}, cfg)
+        wall = time.perf_counter() - t0
         _assert_no_pixels({k: v for k, v in state.items() if k != "messages"})
         assert state["original_id"].startswith("img-") and state["current_id"].startswith("img-")
+        # the agent's own time is accounted for: the brain, and the assessments with their verdicts
+        tool_seconds = sum(s["seconds"] for s in state["steps"])
+        assert state["planning_seconds"] > 0 and state["observing_seconds"] > 0
+        assert state["planning_seconds"] + state["observing_seconds"] + tool_seconds < wall
         # Every persisted checkpoint is small: ids and numbers, not images.
         history = list(graph.get_state_history(cfg))
         assert len(history) > 4

@@ -64,6 +64,7 @@ def test_bench_command_writes_results_summary_and_picture(tmp_path, shared_dir):
         assert {"psnr", "ssim", "executions", "seconds", "pipeline"} <= set(case[planner])
     assert case["oracle"]["score"] >= max(case[p]["score"] for p in ("fixed", "random")) - 1e-9
     assert 0 <= case["agent"]["percentile"] <= 100
+    assert 0 < case["agent"]["planning_observing"] < case["agent"]["overhead"] < 1
     assert "## Group A" in (tmp_path / "out/summary.md").read_text()
     assert (tmp_path / "out/contact.png").is_file()
 

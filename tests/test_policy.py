@@ -138,7 +138,8 @@ def test_without_a_checkpoint_the_rules_decide(tmp_path):
     from restoreagent.graph.brains.offline import TASK_ORDER, OfflinePolicy, choose
 
     brain = OfflinePolicy(learned=True, checkpoint=tmp_path / "missing.pt")
-    assert brain.ranker() is None and OfflinePolicy().ranker() is None
+    assert brain.ranker() is None and OfflinePolicy(learned=False).ranker() is None
+    assert OfflinePolicy().ranker() is not None  # the learned planner is the default
     ctx = {"degradations": {"low_light": 0.9, "jpeg": 0.5}, "present_threshold": 0.2,
            "tools_by_task": {"low_light": ["lowlight_gamma"], "jpeg": ["jpeg_deblock"]}, "history": []}
     assert TASK_ORDER.index("jpeg") < TASK_ORDER.index("low_light")

@@ -79,8 +79,8 @@ def test_openai_compatible_server_drives_the_graph(tmp_path, noisy_png, server):
 
 
 def test_brain_specs():
-    assert isinstance(make_brain(None), OfflinePolicy) and not make_brain("offline").learned
-    assert make_brain("offline:learned").learned
+    assert isinstance(make_brain(None), OfflinePolicy) and make_brain("offline").learned  # the learned planner
+    assert make_brain("offline:learned").learned and not make_brain("offline:rules").learned
     for spec, message in [("gpt", "unknown brain"), ("openai", "needs a model name"), ("qwen-vl", "model folder")]:
         with pytest.raises(BrainSpecError, match=message):
             make_brain(spec)

@@ -3,8 +3,8 @@
 =======================  ======================================================  =====================================
 spec                     brain                                                   needs
 =======================  ======================================================  =====================================
-``offline`` (default)    the offline policy (rules)                              nothing
-``offline:learned``      the offline policy with the learned ranker              nothing
+``offline`` (default)    the offline policy: the learned planner                 nothing
+``offline:rules``        the offline policy's fixed-order rules                  nothing
 ``qwen-vl:DIR``          a local Qwen2-VL / Qwen2.5-VL from DIR (transformers)   the model files in DIR
 ``openai:MODEL``         OpenAI or any OpenAI-compatible server (vLLM, LM        ``pip install restoreagent[openai]``;
                          Studio, llama.cpp): set ``OPENAI_BASE_URL``             ``OPENAI_API_KEY``
@@ -42,7 +42,7 @@ def make_brain(spec: str | None, **kwargs: Any) -> BaseChatModel:
     if kind == "offline" and arg in ("", "rules", "learned"):
         from .offline import OfflinePolicy
 
-        return OfflinePolicy(learned=arg == "learned")
+        return OfflinePolicy(learned=arg != "rules")  # "offline:learned" names the default
     if kind == "qwen-vl":
         if not arg:
             raise BrainSpecError("qwen-vl needs a model folder: --brain qwen-vl:/path/to/Qwen2-VL-2B-Instruct")
@@ -64,6 +64,6 @@ def make_brain(spec: str | None, **kwargs: Any) -> BaseChatModel:
             ) from None
         return getattr(module, class_name)(model=arg, **kwargs)
     raise BrainSpecError(
-        f"unknown brain {spec!r}; use offline, offline:learned, qwen-vl:DIR, openai:MODEL, anthropic:MODEL "
+        f"unknown brain {spec!r}; use offline, offline:rules, qwen-vl:DIR, openai:MODEL, anthropic:MODEL "
         "or ollama:MODEL"
     )

@@ -11,21 +11,20 @@ Two ways to decide, both honouring the same constraints (tools bound to the mode
 same tool twice, a task is done once one of its steps was accepted, after a roll-back
 the next candidate):
 
-**Learned (opt-in: ``OfflinePolicy(learned=True)``, ``--brain offline:learned``)** — the ranker of
+**Learned (the default: ``OfflinePolicy()``, ``--brain offline``)** — the ranker of
 :mod:`restoreagent.graph.planning.policy`, trained on oracle labels of the training split,
 scores every candidate (task, tool) move — tasks not done whose severity is at least
 :func:`~restoreagent.graph.planning.policy.candidate_floor` (0.1; 0.2 for low resolution),
 tools not yet used — by its predicted advantage over stopping, and the brain takes the
 best; it stops when no move is predicted to beat stopping (by the checkpoint's margin),
 and tries a task with at most ``max_tries_per_task`` tools. When it predicts no gain but an
-untried degradation reads at least :data:`CONFIDENT`, the rules' move for it is taken (away
-from its training data the ranker under-acts). A ``preference`` for a task's tools overrides
-the ranker's choice of tool once it has chosen the task.
+untried degradation reads at least :data:`CONFIDENT`, that task is still tried, with the
+tool the ranker scores highest (away from its training data the ranker under-acts). A
+``preference`` for a task's tools overrides the ranker's choice of tool once it has chosen
+the task.
 
-**Rules (the default, and the fallback without a checkpoint)**. The learned ranker beats them on
-the MiO benchmark (docs/BENCHMARKS.md) but not yet everywhere: it stops too early on single
-degradations and on tool sets it was not trained with (no weights), which the end-to-end tests
-catch, so the rules stay the default until it does:
+**Rules (``OfflinePolicy(learned=False)``, ``--brain offline:rules``, and the fallback without a
+ranker checkpoint)**:
 * tasks in a fixed order that undoes the imaging chain backwards, scale
   by scale (:data:`TASK_ORDER`), skipping degradations below the presence threshold;
 * per task, the tools in the order the context lists them (best measured
@@ -167,8 +166,8 @@ class OfflinePolicy(BaseChatModel):
     preference: dict[str, tuple[str, ...]] = {}
     """Override: best-first tool names per task, tried before the context's order."""
 
-    learned: bool = False
-    """Use the learned ranker when its checkpoint exists (else the rules)."""
+    learned: bool = True
+    """Use the learned ranker when its checkpoint exists (else, or when False, the rules)."""
 
     checkpoint: Path | None = None
     """The ranker's checkpoint (default ``checkpoints/policy.pt``)."""
