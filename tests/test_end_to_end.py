@@ -153,3 +153,13 @@ def test_alpha_and_first_frame_survive_the_whole_pipeline(tmp_path, clean_images
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
     res = _cli("restore", "anim.gif", "-o", "anim.png", cwd=tmp_path)
     assert res.returncode == 0 and "note: 2 frames: using the first" in res.stderr
+
+
+def test_clean_photos_are_left_alone(shared_dir, weights_dir, tmp_path):
+    """The default brain does not 'restore' ordinary, clean photos (a false brightening costs 3–13 dB)."""
+    graph = build_graph(Configuration(work_dir=tmp_path / "runs", weights_dir=weights_dir, cache_dir=tmp_path / "cache"))
+    for name in ("kodak24/kodim03.png", "kodak24/kodim04.png", "live1/building2.png", "live1/coinsinfountain.png"):
+        path = shared_dir / "data" / "clean" / name
+        state = graph.invoke({"image": str(path)})
+        changed = psnr(load_image(state["output"]).rgb, load_image(path).rgb)
+        assert changed > 35.0, (name, changed, [s["tool"] for s in state["steps"] if s["accepted"]])

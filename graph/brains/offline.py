@@ -14,7 +14,7 @@ the next candidate):
 **Learned (the default: ``OfflinePolicy()``, ``--brain offline``)** — the ranker of
 :mod:`restoreagent.graph.planning.policy`, trained on oracle labels of the training split,
 scores every candidate (task, tool) move — tasks not done whose severity is at least
-:func:`~restoreagent.graph.planning.policy.candidate_floor` (0.1; 0.2 for low resolution),
+:func:`~restoreagent.graph.planning.policy.candidate_floor` (0.1; 0.2 for low resolution and low light),
 tools not yet used — by its predicted advantage over stopping, and the brain takes the
 best; it stops when no move is predicted to beat stopping (by the checkpoint's margin),
 and tries a task with at most ``max_tries_per_task`` tools. When it predicts no gain but an
