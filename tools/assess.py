@@ -247,8 +247,7 @@ class LearnedAssessor:
         return torch.sigmoid(logits).mean(0).numpy(), sev.mean(0).numpy()
 
     def __call__(self, rgb: np.ndarray, weights_dir: Path | None = None,
-                 full_resolution_side: int = FULL_RESOLUTION_SIDE,
-                 trust_network_low_light: bool | None = None) -> Assessment:
+                 full_resolution_side: int = FULL_RESOLUTION_SIDE) -> Assessment:
         rgb = _as_rgb(rgb)
         prob, raw = self.predict(rgb)
         prior = size_prior(*rgb.shape[:2], full_resolution_side)
@@ -270,9 +269,7 @@ class LearnedAssessor:
             except ValueError:
                 pass
         report = _report(severities, measures, ASSESSOR)
-        if trust_network_low_light is None:
-            trust_network_low_light = trusts_network_low_light(report)
-        return apply_low_light_rule(report, trust_network_low_light)
+        return apply_low_light_rule(report, trusts_network_low_light(report))  # judged as an input photo
 
 
 @lru_cache(maxsize=4)

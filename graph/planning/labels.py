@@ -134,7 +134,8 @@ def label_case(
     picked = set(map(tuple, (deep[i] for i in rng.permutation(len(deep))[:false_nodes]))) if deep else set()
 
     # The observe node's low-light rule, decided on the input as the graph does.
-    trust = trusts_network_low_light(assessor(images[()]))
+    root = assessor(images[()])
+    trust = trusts_network_low_light(root)
 
     def observe(image: np.ndarray) -> Assessment:
         return apply_low_light_rule(assessor(image), trust)
@@ -143,7 +144,7 @@ def label_case(
     for prefix in order:
         if prefix not in best_value:  # a dead branch (all completions failed)
             continue
-        report = observe(images[prefix])
+        report = apply_low_light_rule(root, trust) if not prefix else observe(images[prefix])
         feats = node_features(report)
         done = [task_of[n] for n in prefix]
         moves = []
