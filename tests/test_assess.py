@@ -169,3 +169,22 @@ def test_niqe_measure_when_parameters_resolve(clean_images, weights_dir):
     noisy = syn.add_gaussian_noise(img, 30, np.random.default_rng(0))
     assert niqe(noisy, *params) > niqe(img, *params)
     assert "niqe" in assess(img, weights_dir=weights_dir).measures
+
+
+def test_folded_batchnorm_gives_the_trained_networks_outputs(clean_images):
+    """The assessor folds its BatchNorms into the convolutions for speed; the outputs must not change."""
+    import torch
+
+    from restoreagent.tools.assess import load_learned
+    from restoreagent.tools.nets.assessor import AssessorNet
+
+    learned = load_learned()
+    ckpt = torch.load(DEFAULT_CHECKPOINT, map_location="cpu", weights_only=True)
+    plain = AssessorNet(n=len(learned.names))
+    plain.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()})
+    plain.eval()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in learned.model.modules())
+    x = torch.from_numpy(np.stack([img[:96, :96] for img in clean_images.values()])).permute(0, 3, 1, 2).float()
+    with torch.inference_mode():
+        for a, b in zip(learned.model(x), plain(x)):
+            assert torch.allclose(a, b, atol=1e-4)

@@ -225,6 +225,7 @@ class LearnedAssessor:
         self.model = AssessorNet(n=len(self.names))
         self.model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()})
         self.model.eval()
+        self.model.fuse_batchnorm()
         self.path = Path(checkpoint)
         self._lock = threading.Lock()
 
@@ -341,28 +342,36 @@ _R_GAM = (np.exp(2 * np.vectorize(math.lgamma)(2 / _GAMMAS))
           / (np.exp(np.vectorize(math.lgamma)(1 / _GAMMAS)) * np.exp(np.vectorize(math.lgamma)(3 / _GAMMAS))))
 
 
-def _aggd(x: np.ndarray) -> tuple[float, float, float]:
-    """Asymmetric generalized Gaussian fit by moment matching: (alpha, left β, right β)."""
-    x = x.ravel()
-    left, right = x[x < 0], x[x > 0]
-    ls = math.sqrt(np.mean(left**2)) if left.size else 1e-6
-    rs = math.sqrt(np.mean(right**2)) if right.size else 1e-6
-    gamma_hat = ls / max(rs, 1e-12)
-    rhat = (np.mean(np.abs(x)) ** 2) / max(np.mean(x**2), 1e-12)
+def _aggd(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Asymmetric generalized Gaussian fits by moment matching, one per row of ``x`` (n × samples):
+    (alpha, left β, right β), each of length n."""
+    nl, nr = (x < 0).sum(axis=1), (x > 0).sum(axis=1)
+    neg2, pos2 = (np.minimum(x, 0.0) ** 2).sum(axis=1), (np.maximum(x, 0.0) ** 2).sum(axis=1)
+    ls = np.where(nl > 0, np.sqrt(neg2 / np.maximum(nl, 1)), 1e-6)
+    rs = np.where(nr > 0, np.sqrt(pos2 / np.maximum(nr, 1)), 1e-6)
+    gamma_hat = ls / np.maximum(rs, 1e-12)
+    rhat = np.abs(x).mean(axis=1) ** 2 / np.maximum((neg2 + pos2) / x.shape[1], 1e-12)
     rhat_norm = rhat * (gamma_hat**3 + 1) * (gamma_hat + 1) / ((gamma_hat**2 + 1) ** 2)
-    alpha = float(_GAMMAS[np.argmin((_R_GAM - rhat_norm) ** 2)])
-    scale = math.sqrt(math.gamma(1 / alpha) / math.gamma(3 / alpha))
+    # the tabulated ratio nearest to rhat_norm (_R_GAM increases with gamma)
+    hi = np.clip(np.searchsorted(_R_GAM, rhat_norm), 1, len(_R_GAM) - 1)
+    alpha = _GAMMAS[np.where(np.abs(_R_GAM[hi - 1] - rhat_norm) <= np.abs(_R_GAM[hi] - rhat_norm), hi - 1, hi)]
+    scale = np.sqrt(_gamma(1 / alpha) / _gamma(3 / alpha))
     return alpha, ls * scale, rs * scale
 
 
+def _gamma(x: np.ndarray) -> np.ndarray:
+    return np.array([math.gamma(v) for v in x])
 
-def _block_features(block: np.ndarray) -> list[float]:
-    alpha, bl, br = _aggd(block)
+
+def _block_features(blocks: np.ndarray) -> np.ndarray:
+    """The 18 NIQE features of each MSCN block (n × b × b) → n × 18."""
+    flat = blocks.reshape(len(blocks), -1)
+    alpha, bl, br = _aggd(flat)
     feats = [alpha, (bl + br) / 2]
     for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
-        alpha, bl, br = _aggd(block * np.roll(block, (dy, dx), axis=(0, 1)))
-        feats += [alpha, (br - bl) * math.gamma(2 / alpha) / math.gamma(1 / alpha), bl, br]
-    return feats
+        alpha, bl, br = _aggd(flat * np.roll(blocks, (dy, dx), axis=(1, 2)).reshape(len(blocks), -1))
+        feats += [alpha, (br - bl) * _gamma(2 / alpha) / _gamma(1 / alpha), bl, br]
+    return np.stack(feats, axis=1)
 
 
 def _mscn(y: np.ndarray) -> np.ndarray:
@@ -395,8 +404,7 @@ def niqe(rgb: np.ndarray, mu_pris: np.ndarray, cov_pris: np.ndarray, block: int 
         img = y if scale == 1 else cv2.resize(y, (y.shape[1] // 2, y.shape[0] // 2), interpolation=cv2.INTER_AREA)
         m = _mscn(img)
         b = block // scale
-        feats.append(np.array([_block_features(m[i * b : (i + 1) * b, j * b : (j + 1) * b])
-                               for i in range(nh) for j in range(nw)]))
+        feats.append(_block_features(m.reshape(nh, b, nw, b).transpose(0, 2, 1, 3).reshape(nh * nw, b, b)))
     f = np.concatenate(feats, axis=1)
     f = f[~np.isnan(f).any(axis=1)]
     mu = f.mean(axis=0)
