@@ -489,6 +489,33 @@ def bench(
     out.print((out_dir / "summary.md").read_text(), highlight=False)
 
 
+@app.command("bench-real")
+@user_errors
+def bench_real(
+    real_dir: Path = typer.Option(..., "--real", help="Folder of real photo sets (e.g. ../shared/data/real)."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder for results.json, summary.md, contact.png and restored/."),
+    per_folder: int = typer.Option(4, "--per-folder", min=1, help="Photos per set, evenly spaced by name."),
+    weights_dir: Optional[Path] = WeightsOpt,
+    permissive_only: bool = PermissiveOpt,
+    brain: Optional[str] = BrainOpt,
+    full_side: Optional[int] = FullSideOpt,
+) -> None:
+    """Run the agent on real degraded photos: what it finds and runs, NIQE before and after."""
+    from .graph.brains.factory import make_brain
+    from .graph.graph import build_graph
+    from .graph.planning.real_photos import find_cases, run_real
+    from .graph.toolbox import Toolbox
+    from .tools import default_registry
+
+    cases = find_cases(real_dir, per_folder)
+    config = _config(weights_dir, None, None, permissive_only, full_side=full_side)
+    toolbox = Toolbox(default_registry, config)
+    _print_skipped(toolbox)
+    graph = build_graph(config, toolbox=toolbox, brain=make_brain(brain))
+    run_real(cases, out_dir, graph, config.weights_dir, progress=lambda m: err.print(m, highlight=False))
+    out.print((out_dir / "summary.md").read_text(), highlight=False)
+
+
 @app.command("export-sft")
 @user_errors
 def export_sft(

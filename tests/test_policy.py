@@ -184,3 +184,38 @@ def test_label_script_resumes(tmp_path, shared_dir):
     assert (work / "labels/00001.json").is_file()
     log = (work / "labels.log").read_text()
     assert log.count("[1/") == 1 and "[2/2]" in log
+
+
+@pytest.mark.parametrize("learned", [True, False])
+def test_a_photo_below_full_resolution_is_upscaled_by_two(tmp_path, learned):
+    """A clean 256-px photo with full resolution 512 px: the size prior reads it ×2 small, the brain
+    upscales it (the ranker, trained on ×1/4 crops only, predicts no gain there), at ×2 and not the
+    tools' default ×4, whose result still looks upsampled and is rolled back."""
+    import cv2
+    from skimage import data
+
+    from restoreagent import Configuration, build_graph
+    from restoreagent.graph.brains.offline import OfflinePolicy
+    from restoreagent.tools.imageio import load_image, save_png
+
+    photo = cv2.resize(data.astronaut().astype(np.float32) / 255.0, (256, 256), interpolation=cv2.INTER_AREA)
+    path = tmp_path / "small.png"
+    save_png(photo, path)
+    graph = build_graph(Configuration(work_dir=tmp_path / "runs", weights_dir=tmp_path / "no-weights", device="cpu"),
+                        brain=OfflinePolicy(learned=learned))
+    state = graph.invoke({"image": str(path)})
+    sr = [s for s in state["steps"] if s["task"] == "low_resolution"]
+    assert sr and all(s["args"].get("scale") == 2 for s in sr), state["steps"]
+    assert sr[-1]["accepted"], sr
+    assert load_image(state["output"]).rgb.shape[:2] == (512, 512)
+
+
+def test_sr_scale_follows_the_size_prior():
+    from restoreagent.graph.brains.offline import sr_scale, too_small
+
+    def ctx(prior):
+        return {"measures": {"low_resolution_size_prior": prior}, "present_threshold": 0.2}
+
+    assert sr_scale(ctx(0.33)) == 2 and sr_scale(ctx(0.5)) == 2  # ×2 and ×2.8 too small
+    assert sr_scale(ctx(0.67)) is None and sr_scale(ctx(0.0)) is None  # ×4: the default; full size: untouched
+    assert too_small(ctx(0.33)) and not too_small(ctx(0.1)) and not too_small({})

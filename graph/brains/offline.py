@@ -18,7 +18,8 @@ scores every candidate (task, tool) move — tasks not done whose severity is at
 tools not yet used — by its predicted advantage over stopping, and the brain takes the
 best; it stops when no move is predicted to beat stopping (by the checkpoint's margin),
 and tries a task with at most ``max_tries_per_task`` tools. When it predicts no gain but an
-untried degradation reads at least :data:`CONFIDENT`, that task is still tried, with the
+untried degradation reads at least :data:`CONFIDENT`, or the photo is smaller than full
+resolution by its pixel count (:func:`too_small`), that task is still tried, with the
 tool the ranker scores highest (away from its training data the ranker under-acts). A
 ``preference`` for a task's tools overrides the ranker's choice of tool once it has chosen
 the task.
@@ -30,6 +31,8 @@ ranker checkpoint)**:
 * per task, the tools in the order the context lists them (best measured
   gain first, from ``docs/TOOLS.md``), after any ``preference`` override;
 * never the same tool twice in a run; after a roll-back the next candidate;
+* super-resolution at ×2 for a photo at most about 2.8 times below full resolution
+  (:func:`sr_scale`, both modes), else at the tools' default ×4;
   a task is done once one of its steps was accepted (repeating super-resolution
   would keep enlarging the image; repeating others mostly over-smooths).
 """
@@ -68,6 +71,29 @@ TASK_ORDER: tuple[str, ...] = (
 
 #: Learned mode: a degradation this severe is treated even when the ranker predicts no gain.
 CONFIDENT = 0.5
+#: Size prior (tools/assess.py) up to which ×2 super-resolution suffices: the photo is at most
+#: 2^(3·0.5) ≈ 2.8 times smaller than full resolution (the geometric middle of ×2 and ×4).
+SR_X2_PRIOR = 0.5
+
+
+def _size_prior(context: dict[str, Any]) -> float:
+    return float((context.get("measures") or {}).get("low_resolution_size_prior", 0.0))
+
+
+def too_small(context: dict[str, Any]) -> bool:
+    """The photo is smaller than the configured full resolution by its pixel count, which is a
+    fact and not a reading: the agent should try super-resolution whatever the ranker predicts
+    (its training cases are all ×1/4 crops; a ×2-small photo is outside them)."""
+    return _size_prior(context) >= float(context.get("present_threshold", 0.2))
+
+
+def sr_scale(context: dict[str, Any]) -> int | None:
+    """×2 for a photo at most about ×2.8 below full resolution, else None (the tool's default, ×4).
+
+    A ×4 result of a mildly small photo still looks upsampled to the assessor and is rolled
+    back (measured on real photos of 179–256 px: ×4 reads 0.24–0.61, ×2 0.15–0.30)."""
+    prior = _size_prior(context)
+    return 2 if 0.0 < prior <= SR_X2_PRIOR else None
 
 _JSON_BLOCK = re.compile(r"```json\s*(\{.*?\})\s*```", re.DOTALL)
 
@@ -131,7 +157,11 @@ def choose(
             # treated (the rules' order of tasks, the ranker's least-bad tool): away from its
             # training data the ranker under-acts.
             for task in TASK_ORDER:
-                if task not in closed and not tries.get(task, 0) and severities.get(task, 0.0) >= CONFIDENT:
+                tried = tries.get(task, 0)
+                # a photo below full resolution is upscaled, the next tool after a roll-back
+                size = task == "low_resolution" and too_small(context)
+                wanted = size or (not tried and severities.get(task, 0.0) >= CONFIDENT)
+                if task not in closed and wanted and tried < max_tries_per_task:
                     fresh = [(task, t) for t in ordered(task) if t not in used]
                     if fresh:
                         return ranker.rank_all(context, fresh)[0][:2]
@@ -210,15 +240,26 @@ class OfflinePolicy(BaseChatModel):
                 message = AIMessage(content="Done: no remaining degradation that an untried tool can address.")
             else:
                 task, tool = decision
+                args: dict[str, Any] = {"image_id": context["image_id"]}
+                if task == "low_resolution" and (scale := sr_scale(context)) and "scale" in _parameters(kwargs, tool):
+                    args["scale"] = scale
                 message = AIMessage(
-                    content=f"Next: {task} with {tool}.",
+                    content=f"Next: {task} with {tool}" + (f" (×{args['scale']})." if "scale" in args else "."),
                     tool_calls=[
                         {
                             "name": tool,
-                            "args": {"image_id": context["image_id"]},
+                            "args": args,
                             "id": f"call_{uuid.uuid4().hex[:12]}",
                             "type": "tool_call",
                         }
                     ],
                 )
         return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def _parameters(kwargs: dict[str, Any], tool: str) -> dict[str, Any]:
+    """The argument schema of a bound tool (OpenAI tool format), empty if unknown."""
+    for t in kwargs.get("tools", []):
+        if t["function"]["name"] == tool:
+            return t["function"].get("parameters", {}).get("properties", {})
+    return {}

@@ -1,0 +1,46 @@
+"""``restoreagent bench-real``: the agent on folders of real photos (here: small stand-ins built
+from scikit-image's public-domain photos in the same folder layout, no weights needed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from restoreagent.tools import synthesis as syn
+from restoreagent.tools.imageio import save_png
+
+
+def _run(*args, cwd, env):
+    return subprocess.run([sys.executable, "-m", "restoreagent", "bench-real", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=600, env=env)
+
+
+def test_bench_real_reports_findings_pipelines_and_pairs(tmp_path, clean_images):
+    real = tmp_path / "real"
+    save_png(syn.darken(clean_images["astronaut"], gamma=0.4), real / "lowlight_dicm" / "dark.png")
+    save_png(clean_images["coffee"], real / "lowlight_dicm" / "not-picked.png")
+    rainy = syn.add_rain(clean_images["chelsea"], 30, 10.0, np.random.default_rng(0))
+    save_png(rainy, real / "rain_pairs" / "input" / "1.png")
+    save_png(clean_images["chelsea"], real / "rain_pairs" / "target" / "1.png")
+    env = {**os.environ, "RESTOREAGENT_WORK_DIR": str(tmp_path / "runs"), "RESTOREAGENT_WEIGHTS_DIR": str(tmp_path / "none")}
+
+    res = _run("--real", str(real), "--out", "out", "--per-folder", "1", cwd=tmp_path, env=env)
+    assert res.returncode == 0, res.stderr
+    rows = {r["folder"]: r for r in json.loads((tmp_path / "out/results.json").read_text())["photos"]}
+    assert set(rows) == {"lowlight_dicm", "rain_pairs/input"}
+    dark = rows["lowlight_dicm"]
+    assert dark["photo"] == "dark.png" and dark["known"] == "low_light"
+    assert dark["detected"] and "low_light" in dark["found"] and dark["pipeline"]
+    pair = rows["rain_pairs/input"]
+    assert pair["psnr_before"] < 40 and "psnr_after" in pair
+    summary = (tmp_path / "out/summary.md").read_text()
+    assert "| lowlight_dicm | 1 | low_light | 1/1 |" in summary and "Pairs with a reference" in summary
+    assert (tmp_path / "out/contact.png").is_file()
+    assert len(list((tmp_path / "out/restored").glob("*.png"))) == 2
+
+    missing = _run("--real", str(tmp_path / "nowhere"), "--out", "out2", cwd=tmp_path, env=env)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "error:" in missing.stderr
