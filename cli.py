@@ -458,7 +458,8 @@ def degrade(
 @app.command()
 @user_errors
 def bench(
-    images: Path = typer.Option(..., "--images", help="Folder of clean images (e.g. ../shared/data/clean/kodak24)."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Folder of clean images (e.g. ../shared/data/clean/kodak24)."),
+    prepared: Optional[Path] = typer.Option(None, "--prepared", help="A prepared set instead: a folder with manifest.json (every run writes one to OUT/cases)."),
     out_dir: Path = typer.Option(..., "--out", help="Folder for results.json, summary.md and contact.png."),
     planners: str = typer.Option("agent,oracle,fixed,random,allinone", "--planners", help="Comma-separated planners."),
     limit: int = typer.Option(16, "--limit", min=1, help="Number of cases (the 16 MiO combinations cycle)."),
@@ -471,7 +472,7 @@ def bench(
     """Run planners on MiO-protocol cases and compare them with the exhaustive oracle."""
     from .graph.brains.factory import make_brain
     from .graph.graph import build_graph
-    from .graph.planning.benchmark import PLANNERS, make_cases, run_benchmark
+    from .graph.planning.benchmark import PLANNERS, load_prepared, make_cases, run_benchmark
     from .graph.toolbox import Toolbox
     from .tools import default_registry
 
@@ -479,13 +480,23 @@ def bench(
     unknown = [p for p in chosen if p not in PLANNERS]
     if unknown:
         raise CliError(f"--planners: unknown {', '.join(unknown)}; choose from {', '.join(PLANNERS)}")
-    # the clean crop is the protocol's full resolution: only the ×1/4 inputs read as low resolution
-    config = _config(weights_dir, None, None, permissive_only).model_copy(update={"full_resolution_side": crop})
+    if (images is None) == (prepared is None):
+        raise CliError("give either --images (clean photos to degrade) or --prepared (a set with manifest.json)")
+    cases = make_cases(images, limit, crop, seed) if images else load_prepared(prepared, limit)
+    config = _config(weights_dir, None, None, permissive_only)
     toolbox = Toolbox(default_registry, config)
     _print_skipped(toolbox)
-    cases = make_cases(images, limit, crop, seed)
-    graph = build_graph(config, toolbox=toolbox, brain=make_brain(brain))  # the "agent" planner
-    run_benchmark(cases, out_dir, toolbox, graph, chosen, seed, progress=lambda m: err.print(m, highlight=False))
+    agent = make_brain(brain)
+    graphs: dict[int, Any] = {}
+
+    def graph_for(side: int) -> Any:
+        # the clean image is the protocol's full resolution: only the ×1/4 inputs read as low resolution
+        if side not in graphs:
+            graphs[side] = build_graph(config.model_copy(update={"full_resolution_side": side}), toolbox=toolbox,
+                                       brain=agent)
+        return graphs[side]
+
+    run_benchmark(cases, out_dir, toolbox, graph_for, chosen, seed, progress=lambda m: err.print(m, highlight=False))
     out.print((out_dir / "summary.md").read_text(), highlight=False)
 
 

@@ -69,6 +69,41 @@ def test_bench_command_writes_results_summary_and_picture(tmp_path, shared_dir):
     assert (tmp_path / "out/contact.png").is_file()
 
 
+def test_bench_reads_a_prepared_set_and_writes_one(tmp_path, clean_images):
+    """Every run writes its cases as a prepared set (manifest + degraded + clean); --prepared reruns exactly them."""
+    from restoreagent.tools.imageio import save_png
+
+    for name in ("astronaut", "chelsea", "coffee"):
+        save_png(clean_images[name], tmp_path / "clean" / f"{name}.png")
+    env = {**os.environ, "RESTOREAGENT_WORK_DIR": str(tmp_path / "runs"), "RESTOREAGENT_WEIGHTS_DIR": str(tmp_path / "none")}
+
+    def bench(*args):
+        return subprocess.run([sys.executable, "-m", "restoreagent", "bench", "--planners", "agent,fixed", *args],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+
+    first = bench("--images", "clean", "--out", "one", "--limit", "3", "--crop", "64")
+    assert first.returncode == 0, first.stderr
+    manifest = json.loads((tmp_path / "one/cases/manifest.json").read_text())
+    assert [c["combo"] for c in manifest["cases"]] == [["rain", "haze"], ["motion_blur", "low_resolution"],
+                                                       ["low_light", "noise"]]
+    again = bench("--prepared", "one/cases", "--out", "two")
+    assert again.returncode == 0, again.stderr
+    one, two = (json.loads((tmp_path / d / "results.json").read_text())["cases"] for d in ("one", "two"))
+    for a, b in zip(one, two, strict=True):
+        assert a["id"] == b["id"] and a["combo"] == b["combo"] and a["input"] == b["input"]
+        for planner in ("agent", "fixed"):  # the same 8-bit inputs: the same results
+            assert a[planner]["pipeline"] == b[planner]["pipeline"] and a[planner]["psnr"] == b[planner]["psnr"]
+
+    both = bench("--images", "clean", "--prepared", "one/cases", "--out", "x")
+    assert both.returncode == 2 and "either --images" in both.stderr
+    bad = json.loads((tmp_path / "one/cases/manifest.json").read_text())
+    bad["cases"][0]["combo"] = ["fog"]
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad/manifest.json").write_text(json.dumps(bad))
+    broken = bench("--prepared", "bad", "--out", "y")
+    assert broken.returncode == 2 and "unknown degradation(s) fog" in broken.stderr and "Traceback" not in broken.stderr
+
+
 def test_export_sft_writes_oracle_labelled_chat_examples(tmp_path, shared_dir):
     env = {**os.environ, "RESTOREAGENT_WEIGHTS_DIR": str(tmp_path / "none")}
     # Cases 3 and 5 of the MiO cycle (dark+noise, noise+jpeg) are covered by weight-free tools.

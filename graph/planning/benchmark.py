@@ -7,12 +7,19 @@ Each case is one clean image (centre crop) degraded with one MiO combination
 * oracle — the best of all d!·∏nᵢ pipelines for the true degradations;
 * fixed, random, allinone — see :mod:`.baselines`.
 
+Cases come from a folder of clean images (synthesized, :func:`make_cases`) or from a prepared set
+(:func:`load_prepared`): a folder with ``manifest.json`` listing, per case, its id, MiO group,
+degradations and the degraded and clean images (paths relative to the manifest). Every run writes
+its cases as such a set (``--out/cases``), so a run can be repeated on exactly the same inputs, and
+an external set (AgenticIR's MiO100, say) only needs a manifest.
+
 Outputs in ``--out``: ``results.json`` (per case and planner: PSNR, SSIM,
 combined score, tool executions, seconds, pipeline), ``summary.md`` (per group
 A/B/C: gains, fraction of the oracle's gain, the agent's percentile among all
 pipelines, executions per degradation, the share of the agent's wall time spent planning and
 observing, and the share spent on anything but the tools) and ``contact.png``
-(input / agent / oracle / ground truth).
+(input / agent / oracle / ground truth), and ``cases/`` (the prepared set: ``manifest.json``,
+``<id>.png`` degraded, ``<id>.gt.png`` clean).
 """
 
 from __future__ import annotations
@@ -24,10 +31,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from pydantic import BaseModel, Field, field_validator
 
+from ...tools.base import DEGRADATIONS
 from ...tools.datasets import IMAGE_SUFFIXES, load_rgb
+from ...tools.files import atomic_write
 from ...tools.figures import contact_sheet
-from ...tools.imageio import load_image, save_png
+from ...tools.imageio import load_image, save_png, to_uint8
 from ...tools.metrics import psnr, ssim
 from ...tools.synthesis import MIO_GROUPS, degrade
 from ...tools.toolbench import center_crop, write_markdown
@@ -58,8 +68,57 @@ def make_cases(images: Path, limit: int, crop: int, seed: int) -> list[Case]:
         path = files[i % len(files)]
         clean = center_crop(load_rgb(path), crop)
         degraded, _ = degrade(clean, combo, seed=seed * 100_000 + i)
+        # 8-bit, as saved for the agent: every planner gets the same input (dehazing, say, stretches
+        # the contrast enough that float and 8-bit inputs differ by up to 0.6 dB afterwards)
+        degraded = to_uint8(degraded).astype(np.float32) / 255.0
         cases.append(Case(f"{i:03d}_{path.stem}_{'+'.join(combo)}", group, combo, clean, degraded))
     return cases
+
+
+class PreparedCase(BaseModel):
+    """One entry of a prepared set's ``manifest.json``."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.+-]+$", description="Unique; names the case's files in the outputs.")
+    group: str = Field(description="MiO group (A, B, C), or any label to summarise by.")
+    combo: list[str] = Field(min_length=1, description="The degradations the case has.")
+    degraded: str = Field(description="Degraded image, relative to the manifest.")
+    clean: str = Field(description="Ground truth, relative to the manifest.")
+
+    @field_validator("combo")
+    @classmethod
+    def _known(cls, combo: list[str]) -> list[str]:
+        unknown = [c for c in combo if c not in DEGRADATIONS]
+        if unknown:
+            raise ValueError(f"unknown degradation(s) {', '.join(unknown)}; choose from {', '.join(DEGRADATIONS)}")
+        return combo
+
+
+class PreparedSet(BaseModel):
+    cases: list[PreparedCase] = Field(min_length=1)
+
+
+def load_prepared(folder: Path, limit: int | None = None) -> list[Case]:
+    """The cases of a prepared set (``folder/manifest.json``), the first ``limit`` of them."""
+    manifest = Path(folder) / "manifest.json"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{folder} has no manifest.json (every `restoreagent bench` run writes one to OUT/cases)")
+    entries = PreparedSet.model_validate_json(manifest.read_text()).cases[:limit]
+    cases = []
+    for e in entries:
+        degraded, clean = load_rgb(manifest.parent / e.degraded), load_rgb(manifest.parent / e.clean)
+        cases.append(Case(e.id, e.group, tuple(e.combo), clean, degraded))
+    return cases
+
+
+def _write_prepared(cases: list[Case], folder: Path) -> None:
+    """The cases as a prepared set: ``<id>.png`` (degraded), ``<id>.gt.png`` (clean), ``manifest.json``."""
+    entries = []
+    for case in cases:
+        save_png(case.degraded, folder / f"{case.id}.png", overwrite=True)
+        save_png(case.clean, folder / f"{case.id}.gt.png", overwrite=True)
+        entries.append(PreparedCase(id=case.id, group=case.group, combo=list(case.combo),
+                                    degraded=f"{case.id}.png", clean=f"{case.id}.gt.png"))
+    atomic_write(folder / "manifest.json", PreparedSet(cases=entries).model_dump_json(indent=1))
 
 
 def _apply(pipeline: tuple[str, ...], image: np.ndarray, tools: dict) -> tuple[np.ndarray, float]:
@@ -81,13 +140,16 @@ def run_benchmark(
     cases: list[Case],
     out_dir: Path,
     toolbox: Any,
-    graph: Any,
+    graph_for: Callable[[int], Any],
     planners: tuple[str, ...] = PLANNERS,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
+    """Run ``planners`` on ``cases``; ``graph_for(side)``: the agent's graph for cases whose clean image
+    has short side ``side`` (the protocol's full resolution: only the ×1/4 inputs read as low resolution)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "cases").mkdir(exist_ok=True)
+    _write_prepared(cases, out_dir / "cases")
     tools = toolbox.tools
     by_task = toolbox.tools_by_task()
     rng = np.random.default_rng(seed)
@@ -97,7 +159,6 @@ def run_benchmark(
         if progress:
             progress(f"[{n}/{len(cases)}] {case.id}")
         deg_path = out_dir / "cases" / f"{case.id}.png"
-        save_png(case.degraded, deg_path, overwrite=True)
         base = match_size(case.degraded, case.clean.shape)
         row: dict[str, Any] = {"id": case.id, "group": case.group, "combo": list(case.combo),
                                "input": {"psnr": round(psnr(base, case.clean), 3), "ssim": round(ssim(base, case.clean), 4)}}
@@ -129,7 +190,7 @@ def run_benchmark(
             row["allinone"] = _record(out, case.clean, (name,), 1, secs)
         if "agent" in planners:
             t0 = time.perf_counter()
-            state = graph.invoke({"image": str(deg_path)})
+            state = graph_for(min(case.clean.shape[:2])).invoke({"image": str(deg_path)})
             wall = time.perf_counter() - t0
             tool_time = sum(s["seconds"] for s in state["steps"])
             outputs["agent"] = load_image(state["output"]).rgb
