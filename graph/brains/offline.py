@@ -31,10 +31,11 @@ ranker checkpoint)**:
 * per task, the tools in the order the context lists them (best measured
   gain first, from ``docs/TOOLS.md``), after any ``preference`` override;
 * never the same tool twice in a run; after a roll-back the next candidate;
-* super-resolution at ×2 for a photo at most about 2.8 times below full resolution
-  (:func:`sr_scale`, both modes), else at the tools' default ×4;
   a task is done once one of its steps was accepted (repeating super-resolution
   would keep enlarging the image; repeating others mostly over-smooths).
+
+Both modes run super-resolution at ×2 for a photo at most about 2.8 times below full
+resolution (:func:`sr_scale`), else at the tools' default ×4.
 """
 
 from __future__ import annotations
