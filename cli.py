@@ -462,7 +462,7 @@ def bench(
     prepared: Optional[Path] = typer.Option(None, "--prepared", help="A prepared set instead: a folder with manifest.json (every run writes one to OUT/cases)."),
     out_dir: Path = typer.Option(..., "--out", help="Folder for results.json, summary.md and contact.png."),
     planners: str = typer.Option("agent,oracle,fixed,random,allinone", "--planners", help="Comma-separated planners."),
-    limit: int = typer.Option(16, "--limit", min=1, help="Number of cases (the 16 MiO combinations cycle)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Number of cases (default 16, the MiO combinations cycling over the images; with --prepared: all)."),
     crop: int = typer.Option(256, "--crop", min=32, help="Centre-crop size of each clean image."),
     seed: int = typer.Option(0, "--seed", help="Seed of degradations and the random planner."),
     weights_dir: Optional[Path] = WeightsOpt,
@@ -482,7 +482,7 @@ def bench(
         raise CliError(f"--planners: unknown {', '.join(unknown)}; choose from {', '.join(PLANNERS)}")
     if (images is None) == (prepared is None):
         raise CliError("give either --images (clean photos to degrade) or --prepared (a set with manifest.json)")
-    cases = make_cases(images, limit, crop, seed) if images else load_prepared(prepared, limit)
+    cases = make_cases(images, limit or 16, crop, seed) if images else load_prepared(prepared, limit)
     config = _config(weights_dir, None, None, permissive_only)
     toolbox = Toolbox(default_registry, config)
     _print_skipped(toolbox)

@@ -248,7 +248,12 @@ DESIGN = """## Design
   moderate exposure reading (severity < 0.5, `SURELY_DARK`) only when the photo came in noise-free. The
   graph makes that choice once, on the input photo, and keeps it for the run (state
   `low_light_trust_network`): a dark, noisy photo stays dark to the observe node after denoising, so
-  it still gets brightened. Here each image is judged as an input photo.
+  it still gets brightened. Here each image is judged as an input photo. Tried and not kept: a global
+  tone model (an MLP on luminance quantiles, clipping and highlight fractions, saturation and the
+  network's readings; 3,480 synthetic train-split cases): validation F1 0.80, and on the MiO mixtures
+  above F1 0.775 with 15 clean false alarms of 53. MiO darkening of a bright photo (mean luminance still
+  0.45–0.5) looks like a normal exposure globally too, so most of the remaining low-light misses
+  (MiO gamma and shift darkening) are not separable from these readings.
 * **Low resolution**: the CNN judges content (interpolation traces, missing detail); pixel count is a
   size prior relative to the short side a photo should have, R (`full_resolution_side`, default 512;
   `--full-side`): clip(log2(R / short side)/3, 0, 1), the severity scale of an image upsampled by
