@@ -70,6 +70,12 @@ def _config(
     )
 
 
+def _fresh_results_dir(out_dir: Path, overwrite: bool) -> None:
+    """A benchmark writes results.json and friends into ``out_dir``: never over an earlier run's unasked."""
+    if (out_dir / "results.json").exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} holds the results of an earlier run; pass --overwrite to replace them")
+
+
 def _print_skipped(toolbox: Any) -> None:
     if toolbox.skipped:
         names = ", ".join(s.name for s in toolbox.skipped)
@@ -468,6 +474,7 @@ def bench(
     weights_dir: Optional[Path] = WeightsOpt,
     permissive_only: bool = PermissiveOpt,
     brain: Optional[str] = BrainOpt,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the results of an earlier run in --out."),
 ) -> None:
     """Run planners on MiO-protocol cases and compare them with the exhaustive oracle."""
     from .graph.brains.factory import make_brain
@@ -482,6 +489,7 @@ def bench(
         raise CliError(f"--planners: unknown {', '.join(unknown)}; choose from {', '.join(PLANNERS)}")
     if (images is None) == (prepared is None):
         raise CliError("give either --images (clean photos to degrade) or --prepared (a set with manifest.json)")
+    _fresh_results_dir(out_dir, overwrite)
     cases = make_cases(images, limit or 16, crop, seed) if images else load_prepared(prepared, limit)
     config = _config(weights_dir, None, None, permissive_only)
     toolbox = Toolbox(default_registry, config)
@@ -510,6 +518,7 @@ def bench_real(
     permissive_only: bool = PermissiveOpt,
     brain: Optional[str] = BrainOpt,
     full_side: Optional[int] = FullSideOpt,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the results of an earlier run in --out."),
 ) -> None:
     """Run the agent on real degraded photos: what it finds and runs, NIQE before and after."""
     from .graph.brains.factory import make_brain
@@ -519,6 +528,7 @@ def bench_real(
     from .tools import default_registry
 
     cases = find_cases(real_dir, per_folder)
+    _fresh_results_dir(out_dir, overwrite)
     config = _config(weights_dir, None, None, permissive_only, full_side=full_side)
     toolbox = Toolbox(default_registry, config)
     _print_skipped(toolbox)

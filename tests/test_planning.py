@@ -94,6 +94,8 @@ def test_bench_reads_a_prepared_set_and_writes_one(tmp_path, clean_images):
         for planner in ("agent", "fixed"):  # the same 8-bit inputs: the same results
             assert a[planner]["pipeline"] == b[planner]["pipeline"] and a[planner]["psnr"] == b[planner]["psnr"]
 
+    repeat = bench("--images", "clean", "--out", "one", "--limit", "3", "--crop", "64")
+    assert repeat.returncode == 2 and "pass --overwrite" in repeat.stderr
     both = bench("--images", "clean", "--prepared", "one/cases", "--out", "x")
     assert both.returncode == 2 and "either --images" in both.stderr
     bad = json.loads((tmp_path / "one/cases/manifest.json").read_text())

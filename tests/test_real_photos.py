@@ -42,5 +42,8 @@ def test_bench_real_reports_findings_pipelines_and_pairs(tmp_path, clean_images)
     assert (tmp_path / "out/contact.png").is_file()
     assert len(list((tmp_path / "out/restored").glob("*.png"))) == 2
 
+    again = _run("--real", str(real), "--out", "out", "--per-folder", "1", cwd=tmp_path, env=env)
+    assert again.returncode == 2 and "pass --overwrite" in again.stderr and again.stderr.count("\n") == 1
+
     missing = _run("--real", str(tmp_path / "nowhere"), "--out", "out2", cwd=tmp_path, env=env)
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "error:" in missing.stderr
