@@ -69,15 +69,15 @@ def case_spec(i: int, files: list[Path], seed: int,
 def parse_combos(text: str) -> list[tuple[str, tuple[str, ...]]]:
     """``"low_light+noise+jpeg,haze+rain"`` → [(group, combo), …]; the group is the MiO one, else "X"."""
     from ...graph.planning.benchmark import COMBOS
-    from ...tools.base import DEGRADATIONS
+    from ..synthesis import parse_combo
 
     groups = {frozenset(c): g for g, c in COMBOS}
     out = []
     for item in text.split(","):
-        combo = tuple(x.strip() for x in item.split("+") if x.strip())
-        unknown = [x for x in combo if x not in DEGRADATIONS]
-        if not combo or unknown or len(set(combo)) != len(combo):
-            raise SystemExit(f"error: bad combination {item!r} (degradations: {', '.join(DEGRADATIONS)})")
+        try:
+            combo = parse_combo(item)
+        except ValueError as exc:
+            raise SystemExit(f"error: bad combination {item!r}: {exc}") from None
         out.append((groups.get(frozenset(combo), "X"), combo))
     return out
 
