@@ -367,6 +367,10 @@ class Nodes:
         if call.get("error"):
             err = call["error"]
             accepted, reason = False, err if err.startswith("rejected") else f"tool failed: {err}"
+        elif call["name"] != REVERT and call.get("output_id") == state["current_id"]:
+            # Images are stored by content, so an unchanged image keeps its id; accepting such a
+            # step would put nothing on the lineage, and the brain would see the task as undone.
+            accepted, reason = False, "the tool left the image unchanged"
         else:
             after = apply_low_light_rule(self.assessor(ArtifactStore(state["run_dir"]).get(call["output_id"])),
                                          bool(state.get("low_light_trust_network")))

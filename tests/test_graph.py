@@ -168,6 +168,27 @@ def test_brain_cannot_pass_paths_or_unknown_ids(tmp_path, noisy_png):
     assert state["steps"] == [] and state["current_id"] == state["original_id"]
     assert "image_id must be the current image" in seen[1][-1].content
 
+def test_a_step_that_changes_nothing_is_rolled_back(tmp_path, clean_images):
+    """Images are stored by content: a tool that returns its input unchanged (an adaptive gamma on a
+    well-exposed photo) is rolled back, so the brain sees it as tried and the task as not done."""
+    from langchain_core.messages import AIMessage
+
+    from scripted import ScriptedBrain, call
+
+    path = tmp_path / "bright.png"  # brighter than the gamma's target: it returns its input
+    Image.fromarray((np.clip(0.5 + 0.5 * clean_images["coffee"], 0, 1) * 255 + 0.5).astype(np.uint8)).save(path)
+    seen: list = []
+    brain = ScriptedBrain(script=[call("lowlight_gamma"), lambda ctx: seen.append(ctx) or AIMessage(content="done")],
+                          seen=[])
+    reg = ToolRegistry([default_registry["lowlight_gamma"]])
+    state = build_graph(_config(tmp_path), brain=brain, registry=reg).invoke({"image": str(path)})
+    (step,) = state["steps"]
+    assert step["output_id"] == step["input_id"] == state["original_id"]
+    assert not step["accepted"] and step["reason"] == "the tool left the image unchanged"
+    (history,) = seen[0]["history"]
+    assert history["tool"] == "lowlight_gamma" and history["active"] and not history["accepted"]
+
+
 def test_tools_are_real_langchain_tools(tmp_path, noisy_png):
     """The brain binds StructuredTools whose schema is the tool's pydantic Args; invoking one runs the tool."""
     from langchain_core.tools import BaseTool
