@@ -49,6 +49,29 @@ def test_label_q_values_agree_with_the_oracle(offline_context, clean_images):
     assert set(root["degradations"]) >= {"noise", "low_light"} and "p_noise" in root["measures"]
 
 
+def test_a_clean_case_makes_every_move_a_false_alarm(offline_context, clean_images):
+    from restoreagent.graph.planning.labels import PSNR_CAP
+    from restoreagent.tools.training.policy import case_targets, parse_combos
+
+    assert parse_combos("clean,noise+jpeg") == [("clean", ()), ("A", ("noise", "jpeg"))]
+    names = ["denoise_nlmeans", "lowlight_gamma", "jpeg_deblock"]
+    tools = {n: default_registry[n](offline_context) for n in names}
+    clean = clean_images["coffee"][:64, :64]
+    label = label_case(clean, clean, (), tools, assess, false_floor=0.0)
+    (root,) = label["nodes"]
+    # Its own reference: stopping scores the capped PSNR and SSIM 1, the best there is.
+    assert root["stop"] == pytest.approx(0.5 * PSNR_CAP / 40 + 0.5) == label["best_score"]
+    assert label["best_pipeline"] == [] and {m["tool"] for m in root["moves"]} == set(names)
+    assert not any(m["true"] for m in root["moves"])
+    ((_, advantages, _),) = case_targets(label, mode="oracle")
+    # No tool gains on a clean photo: each loses, or leaves it as it was (an adaptive gamma here).
+    assert max(advantages) <= 0.0 and min(advantages) < -1.0
+    # False moves are labelled where the severity or the presence probability flags the task.
+    by_presence = label_case(clean, clean, (), tools, assess, false_floor=2.0, false_presence=0.0)
+    assert {m["tool"] for m in by_presence["nodes"][0]["moves"]} == set(names)
+    assert not label_case(clean, clean, (), tools, assess, false_floor=2.0, false_presence=2.0)["nodes"][0]["moves"]
+
+
 def _context(rgb: np.ndarray, history=()) -> dict:
     report = assess(rgb, full_resolution_side=192)  # the 192-px crops are full size
     return {"image_id": "img-0000000000000000", "degradations": report.degradations, "present_threshold": 0.2,

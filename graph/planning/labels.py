@@ -16,7 +16,9 @@ from the input (the root) to the complete pipelines (the leaves) — becomes one
   - a move for a remaining *true* degradation: ``q`` = the best leaf score reachable
     through it (exact; so at the root the best ``q`` is the oracle's best leaf score);
   - a *false-alarm* move — a task that is not a true degradation but whose severity on
-    this node is at least ``false_floor`` (the assessor flags it, or nearly): the tool
+    this node is at least ``false_floor`` or whose presence probability reaches
+    ``false_presence`` (the assessor flags it, or nearly; the ranker is offered only the
+    first kind, a brain without its floors, such as a fine-tuned MLLM, also the second): the tool
     is run once and ``q = V*(node) + (after − stop)``, i.e. the damage (or gain) of the
     move added to the best continuation without it (exact at the leaves, where
     ``V*(node) = stop``); ``seen`` keeps the assessment of its result, so that the
@@ -66,9 +68,14 @@ def node_features(report: Assessment | Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+#: PSNR counted at most: a clean case's input is its own reference (PSNR 120 dB), and a move's
+#: cost there should be what a viewer could see, not the distance from a perfect copy.
+PSNR_CAP = 50.0
+
+
 def _score(image: np.ndarray, clean: np.ndarray) -> float:
     sized = match_size(image, clean.shape)
-    return combined_score(psnr(sized, clean), ssim(sized, clean))
+    return combined_score(min(psnr(sized, clean), PSNR_CAP), ssim(sized, clean))
 
 
 def label_case(
@@ -78,6 +85,7 @@ def label_case(
     tools: Mapping[str, RestorationTool],
     assessor: Callable[[np.ndarray], Assessment],
     false_floor: float = 0.1,
+    false_presence: float = 0.25,
     false_nodes: int = 12,
     false_tools: int = 2,
     seed: int = 0,
@@ -158,7 +166,9 @@ def label_case(
                                   "after": round(score[child], 5), "true": True})
         if not prefix or prefix in picked:
             for task in DEGRADATIONS:
-                if task in combo or feats["degradations"][task] < false_floor or not by_task.get(task):
+                flagged = (feats["degradations"][task] >= false_floor
+                           or feats["measures"].get(f"p_{task}", 0.0) >= false_presence)
+                if task in combo or not flagged or not by_task.get(task):
                     continue
                 names = by_task[task]
                 if prefix and len(names) > false_tools:

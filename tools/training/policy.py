@@ -67,13 +67,17 @@ def case_spec(i: int, files: list[Path], seed: int,
 
 
 def parse_combos(text: str) -> list[tuple[str, tuple[str, ...]]]:
-    """``"low_light+noise+jpeg,haze+rain"`` → [(group, combo), …]; the group is the MiO one, else "X"."""
+    """``"low_light+noise+jpeg,haze+rain,clean"`` → [(group, combo), …]; the group is the MiO one,
+    else "X"; ``clean`` is an undegraded photo (group "clean": every move on it is a false alarm)."""
     from ...graph.planning.benchmark import COMBOS
     from ..synthesis import parse_combo
 
     groups = {frozenset(c): g for g, c in COMBOS}
     out = []
     for item in text.split(","):
+        if item.strip().lower() == "clean":
+            out.append(("clean", ()))
+            continue
         try:
             combo = parse_combo(item)
         except ValueError as exc:
@@ -329,7 +333,7 @@ def rollout(scorer, label_dir: Path, cases: set[int], margins: tuple[float, ...]
             base = label["input_score"]
             got.append(80 * (value - base))
             best.append(80 * (label["best_score"] - base))
-            execs.append(n_exec / len(label["combo"]))
+            execs.append(n_exec / max(1, len(label["combo"])))
         out[f"{margin:g}"] = {"gain": round(float(np.mean(got)), 3), "oracle_gain": round(float(np.mean(best)), 3),
                               "share": round(float(np.mean(got) / max(1e-9, np.mean(best))), 3),
                               "ceiling_with_observe": round(float(np.mean(ceiling)), 3),
@@ -497,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     lab.add_argument("--start", type=int, default=0, help="first case index (cases START … START+COUNT−1)")
     lab.add_argument("--shard", default="0/1", help="K/N: only cases with index mod N = K (parallel processes)")
     lab.add_argument("--combos", default="",
-                     help="comma-separated combinations to cycle through, e.g. low_light+noise+jpeg (default: the 16 MiO ones)")
+                     help="comma-separated combinations to cycle through, e.g. low_light+noise+jpeg; clean: undegraded photos (default: the 16 MiO ones)")
     tr = sub.add_parser("train", help="fit the ranker on the labels (resumable)")
     tr.add_argument("--work", required=True)
     tr.add_argument("--out", default=str(REPO / "checkpoints" / "policy.pt"))
