@@ -45,8 +45,9 @@
 * The shipped checkpoint: 24 min from scratch with an L1 severity loss (five
   severity outputs collapsed to 0 under it), then 20 min warm-started from that
   state (``--init``) with the current loss, then 70 min warm-started again with the
-  camera-like data (``--init … --lr 1e-3 --minutes 70``); 2,269 + 3,407 + 17,162
-  steps of batch 48.
+  camera-like data (``--init … --lr 1e-3 --minutes 70``), then 50 min more from that
+  state with another data stream (``--init … --lr 5e-4 --minutes 50 --seed S``, S ≠ 0;
+  the run's log did not keep which); 2,269 + 3,407 + 17,162 + 12,727 steps of batch 48.
 """
 
 from __future__ import annotations
