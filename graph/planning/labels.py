@@ -17,8 +17,9 @@ from the input (the root) to the complete pipelines (the leaves) — becomes one
     through it (exact; so at the root the best ``q`` is the oracle's best leaf score);
   - a *false-alarm* move — a task that is not a true degradation but whose severity on
     this node is at least ``false_floor`` or whose presence probability reaches
-    ``false_presence`` (the assessor flags it, or nearly; the ranker is offered only the
-    first kind, a brain without its floors, such as a fine-tuned MLLM, also the second): the tool
+    ``false_presence`` (the assessor flags it, or nearly; the ranker trains only on the
+    moves above its candidate floors, but the shipped labels were made with both, and the
+    extra tasks change which tools are drawn at deeper nodes): the tool
     is run once and ``q = V*(node) + (after − stop)``, i.e. the damage (or gain) of the
     move added to the best continuation without it (exact at the leaves, where
     ``V*(node) = stop``); ``seen`` keeps the assessment of its result, so that the
