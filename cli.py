@@ -309,10 +309,11 @@ def assess(
 ) -> None:
     """Print the degradation assessment of INPUT as JSON."""
     from .tools.assess import assess as run_assess
-    from .tools.imageio import load_image
+    from .tools.imageio import load_image, visible_part
 
     config = _config(None, None, None, False, full_side=full_side)
-    report = run_assess(load_image(input, config.max_pixels).rgb, full_resolution_side=config.full_resolution_side)
+    loaded = load_image(input, config.max_pixels)
+    report = run_assess(visible_part(loaded.rgb, loaded.alpha), full_resolution_side=config.full_resolution_side)
     sys.stdout.write(report.model_dump_json(indent=2) + "\n")
 
 

@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from .. import prompts
 from ..tools.assess import PRESENT, Assessment, apply_low_light_rule, trusts_network_low_light
 from ..tools.base import ToolError
-from ..tools.imageio import load_image, save_png
+from ..tools.imageio import load_image, save_png, visible_part
 from .brains.offline import OfflinePolicy
 from .configuration import Configuration
 from .conversation import REVERT, RevertArgs, active_flags, known_images, revert_tool
@@ -100,7 +100,7 @@ class Nodes:
         original = store.put(loaded.rgb)
         alpha_id = store.put(np.repeat(loaded.alpha[..., None], 3, axis=2)) if loaded.alpha is not None else None
         t0 = time.perf_counter()
-        report = self.assessor(loaded.rgb)
+        report = self.assessor(visible_part(loaded.rgb, loaded.alpha))
         # Decided once, on the input: a dark noisy photo stays dark to the observer after denoising.
         trust = trusts_network_low_light(report)
         report = apply_low_light_rule(report, trust)
@@ -372,7 +372,9 @@ class Nodes:
             # step would put nothing on the lineage, and the brain would see the task as undone.
             accepted, reason = False, "the tool left the image unchanged"
         else:
-            after = apply_low_light_rule(self.assessor(ArtifactStore(state["run_dir"]).get(call["output_id"])),
+            store = ArtifactStore(state["run_dir"])
+            alpha = store.get(state["alpha_id"])[..., 0] if state.get("alpha_id") else None
+            after = apply_low_light_rule(self.assessor(visible_part(store.get(call["output_id"]), alpha)),
                                          bool(state.get("low_light_trust_network")))
             if call["name"] == REVERT:
                 note = call["args"].get("reason") or "asked to undo"

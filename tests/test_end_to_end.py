@@ -155,6 +155,23 @@ def test_alpha_and_first_frame_survive_the_whole_pipeline(tmp_path, clean_images
     assert res.returncode == 0 and "note: 2 frames: using the first" in res.stderr
 
 
+def test_transparent_letterboxing_is_not_read_as_a_dark_photo(tmp_path):
+    """A thumbnail in a transparent black frame is judged on its opaque part: no false low light."""
+    from skimage import data
+
+    photo = data.astronaut()[::2, ::2]  # a clean, well-exposed 256×256 photo
+    rgba = np.zeros((480, 256, 4), np.uint8)  # transparent black bands above and below (47 %)
+    rgba[112:368, :, :3], rgba[112:368, :, 3] = photo, 255
+    Image.fromarray(rgba).save(tmp_path / "thumb.png")
+    report = json.loads(_cli("assess", "thumb.png", cwd=tmp_path).stdout)
+    assert "low_light" not in report["present"], report["degradations"]
+    graph = build_graph(Configuration(work_dir=tmp_path / "runs", cache_dir=tmp_path / "cache"))
+    state = graph.invoke({"image": str(tmp_path / "thumb.png"), "output": str(tmp_path / "out.png")})
+    assert "low_light" not in state["plan"], state["degradations"]
+    assert all(s["task"] != "low_light" for s in state["steps"]), state["steps"]
+    assert np.asarray(Image.open(tmp_path / "out.png")).shape[2] == 4  # the frame stays transparent
+
+
 def test_clean_photos_are_left_alone(shared_dir, weights_dir, tmp_path):
     """The default brain does not 'restore' ordinary, clean photos (a false brightening costs 3–13 dB)."""
     graph = build_graph(Configuration(work_dir=tmp_path / "runs", weights_dir=weights_dir, cache_dir=tmp_path / "cache"))

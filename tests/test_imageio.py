@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from restoreagent.tools.imageio import ImageError, load_image, save_png
+from restoreagent.tools.imageio import ImageError, load_image, save_png, visible_part
 
 
 @pytest.fixture()
@@ -50,6 +50,19 @@ def test_alpha_is_kept_aside_and_written_back(tmp_path, rgb8):
     save_png(img.rgb, tmp_path / "out.png", alpha=img.alpha)
     back = np.asarray(Image.open(tmp_path / "out.png"))
     assert back.shape == (48, 64, 4) and np.array_equal(back[..., 3], alpha)
+
+
+def test_visible_part_is_the_opaque_box_scaled_to_the_image():
+    rgb = np.random.default_rng(0).random((60, 80, 3), dtype=np.float32)
+    alpha = np.zeros((60, 80), np.float32)
+    alpha[10:50, 20:70] = 1.0
+    assert np.array_equal(visible_part(rgb, alpha), rgb[10:50, 20:70])
+    big = np.repeat(np.repeat(rgb, 2, axis=0), 2, axis=1)  # a ×2 step: the box follows
+    assert np.array_equal(visible_part(big, alpha), big[20:100, 40:140])
+    assert visible_part(rgb, None) is rgb
+    alpha[:] = 0
+    alpha[5:8, 5:8] = 1.0  # a speck is no photo: judge the whole image
+    assert visible_part(rgb, alpha) is rgb
 
 
 def test_exif_orientation_is_applied(tmp_path, rgb8):

@@ -132,6 +132,27 @@ def _convert(im: Image.Image, notes: list[str]) -> LoadedImage:
     return LoadedImage(np.ascontiguousarray(rgb, dtype=np.float32), alpha, mode, notes)
 
 
+def visible_part(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """The bounding box of ``rgb``'s opaque pixels (alpha ≥ 0.5), for judging the photo itself.
+
+    Transparent letterboxing (thumbnails, cut-outs) is not part of the photo: left in, its
+    black pixels read as low light and its hard edges as content. ``alpha`` may have another
+    size than ``rgb`` (a step that upscaled); the box is scaled to ``rgb``. Returns ``rgb``
+    itself when there is no alpha or almost nothing is opaque.
+    """
+    if alpha is None:
+        return rgb
+    ys, xs = np.nonzero(alpha >= 0.5)
+    if len(ys) == 0:
+        return rgb
+    sy, sx = rgb.shape[0] / alpha.shape[0], rgb.shape[1] / alpha.shape[1]
+    y0, y1 = int(ys.min() * sy), int(np.ceil((ys.max() + 1) * sy))
+    x0, x1 = int(xs.min() * sx), int(np.ceil((xs.max() + 1) * sx))
+    if min(y1 - y0, x1 - x0) < 16:  # a few opaque pixels say nothing about the photo
+        return rgb
+    return rgb[y0:y1, x0:x1]
+
+
 def to_uint8(rgb: np.ndarray) -> np.ndarray:
     return (np.clip(rgb, 0, 1) * 255.0 + 0.5).astype(np.uint8)
 

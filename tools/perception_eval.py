@@ -30,6 +30,7 @@ import torch
 from . import synthesis as syn
 from .assess import DEGRADATIONS, PRESENT, assess, checkpoint_path, load_learned
 from .datasets import IMAGE_SUFFIXES, load_rgb, split_files
+from .imageio import load_image, visible_part
 from .training.assessor import degrade_with_targets
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,6 +50,12 @@ TARGETS = {"macro_f1": 0.95, "real_detection": 0.90, "false_alarms": 0.05, "ms_5
 
 def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _photo(path: Path) -> np.ndarray:
+    """A real photo as `restoreagent assess` sees it: transparent borders left out."""
+    loaded = load_image(path)
+    return visible_part(loaded.rgb, loaded.alpha)
 
 
 def mio_combos() -> list[tuple[str, ...]]:
@@ -95,7 +102,7 @@ def evaluate(shared: Path, checkpoint: Path | None = None, log=print, limit: int
             continue
         hits, sev = 0, []
         for p in paths:
-            a = run(load_rgb(p))
+            a = run(_photo(p))
             hits += kind in a.present
             sev.append(a.degradations[kind])
         real[folder] = {"kind": kind, "n": len(paths), "detected": hits, "rate": hits / len(paths),
@@ -107,7 +114,7 @@ def evaluate(shared: Path, checkpoint: Path | None = None, log=print, limit: int
     for folder in ("mixed_diffbir", "rain_pairs/input"):
         paths = _images(shared / "data" / "real" / folder)
         if paths:
-            c = Counter(k for p in paths for k in run(load_rgb(p)).present)
+            c = Counter(k for p in paths for k in run(_photo(p)).present)
             found[folder] = {"n": len(paths), "present": dict(c.most_common())}
     res["real_other"] = found
     log("real sets done")
