@@ -162,6 +162,7 @@ class Nodes:
             "original_image_id": state["original_id"],
             "degradations": state["degradations"],
             "present_threshold": PRESENT,
+            "found_in_input": state.get("plan", []),
             "quality": state["quality"],
             # the assessor's raw signals (blind σ, blockiness, luminance, presence probabilities, NIQE)
             "measures": (state.get("assessment") or {}).get("measures", {}),

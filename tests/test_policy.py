@@ -157,6 +157,36 @@ def test_choose_keeps_the_brain_contract(ranker):
     assert nxt is None or nxt[0] != "noise"
 
 
+def test_a_degradation_the_photo_came_in_with_is_tried_once(ranker, shared_dir):
+    """A real hazy photo: the ranker, trained on synthetic haze, predicts that every dehazer loses
+    (as if the photo were clean), yet the haze it was found with gets one try for the observe node
+    to judge; a reading that only appeared after a step, or low light below its floor, does not."""
+    from restoreagent.graph.brains.offline import FALLBACK_FLOOR, choose
+    from restoreagent.tools.imageio import load_image
+
+    report = assess(load_image(shared_dir / "data" / "real" / "hazy" / "test5.jpg").rgb)
+    ctx = {"image_id": "img-0000000000000000", "degradations": report.degradations, "present_threshold": 0.2,
+           "quality": report.quality, "measures": report.measures, "history": [], "tools_by_task": BY_TASK,
+           "found_in_input": report.present}
+    assert "haze" in report.present and report.degradations["haze"] < FALLBACK_FLOOR["low_light"]
+    hazes = [("haze", t) for t in BY_TASK["haze"]]
+    assert ranker.rank(ctx, hazes) == [], "the ranker should see no gain here; else this test proves nothing"
+    bound = [t for tools in BY_TASK.values() for t in tools]
+    task, tool = choose(ctx, bound, ranker=ranker)
+    assert task == "haze", (task, tool)
+    # one try: after a roll-back the ranker decides again (and stops)
+    tried = {**ctx, "history": [{"tool": tool, "task": "haze", "accepted": False, "reason": "x"}]}
+    assert choose(tried, bound, ranker=ranker) is None
+    # haze that only appeared after a step is the ranker's to judge
+    assert choose({**ctx, "found_in_input": []}, bound, ranker=ranker) is None
+    # while the photo is still small, the full-scale tasks wait for super-resolution
+    small = {**ctx, "found_in_input": ["haze", "low_resolution"]}
+    assert (choose(small, bound, ranker=ranker) or ("",))[0] != "haze"
+    # low light needs its own, higher floor (naturally dark photos exist)
+    dim = {**ctx, "found_in_input": ["low_light"], "degradations": {**ctx["degradations"], "haze": 0.0, "low_light": 0.3}}
+    assert choose(dim, bound, ranker=ranker) is None
+
+
 def test_without_a_checkpoint_the_rules_decide(tmp_path):
     from restoreagent.graph.brains.offline import TASK_ORDER, OfflinePolicy, choose
 
