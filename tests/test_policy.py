@@ -157,10 +157,10 @@ def test_choose_keeps_the_brain_contract(ranker):
     assert nxt is None or nxt[0] != "noise"
 
 
-def test_a_degradation_the_photo_came_in_with_is_tried_once(ranker, shared_dir):
+def test_a_degradation_the_photo_came_in_with_is_tried(ranker, shared_dir):
     """A real hazy photo: the ranker, trained on synthetic haze, predicts that every dehazer loses
-    (as if the photo were clean), yet the haze it was found with gets one try for the observe node
-    to judge; a reading that only appeared after a step, or low light below its floor, does not."""
+    (as if the photo were clean), yet the haze it was found with is tried, for the observe node to
+    judge; a reading that only appeared after a step, or low light below its floor, is not."""
     from restoreagent.graph.brains.offline import FALLBACK_FLOOR, choose
     from restoreagent.tools.imageio import load_image
 
@@ -174,9 +174,12 @@ def test_a_degradation_the_photo_came_in_with_is_tried_once(ranker, shared_dir):
     bound = [t for tools in BY_TASK.values() for t in tools]
     task, tool = choose(ctx, bound, ranker=ranker)
     assert task == "haze", (task, tool)
-    # one try: after a roll-back the ranker decides again (and stops)
+    # after a roll-back the next dehazer; once every one was rolled back, the ranker's word (stop)
     tried = {**ctx, "history": [{"tool": tool, "task": "haze", "accepted": False, "reason": "x"}]}
-    assert choose(tried, bound, ranker=ranker) is None
+    task2, tool2 = choose(tried, bound, ranker=ranker)
+    assert task2 == "haze" and tool2 != tool
+    every = {**ctx, "history": [{"tool": t, "task": "haze", "accepted": False, "reason": "x"} for t in BY_TASK["haze"]]}
+    assert choose(every, bound, ranker=ranker) is None
     # haze that only appeared after a step is the ranker's to judge
     assert choose({**ctx, "found_in_input": []}, bound, ranker=ranker) is None
     # while the photo is still small, the full-scale tasks wait for super-resolution

@@ -21,7 +21,7 @@ and tries a task with at most ``max_tries_per_task`` tools. When it predicts no 
 untried degradation found in the input photo (``found_in_input``) still reads present (low
 light: at least its :data:`FALLBACK_FLOOR`), or the
 photo is smaller than full resolution by its pixel count (:func:`too_small`), that task is
-still tried once, with the tool the ranker scores highest, and the observe node judges it:
+still tried, tool after tool in the ranker's order until the observe node accepts one:
 away from its training data the ranker under-acts (on real hazy photos it predicts that
 dehazing loses 20–45 dB, as if they were clean). A
 ``preference`` for a task's tools overrides the ranker's choice of tool once it has chosen
@@ -75,8 +75,8 @@ TASK_ORDER: tuple[str, ...] = (
 
 #: Degradations whose tools assume the photo's full scale (blur kernels, streak widths, depth).
 FULL_SCALE_TASKS: tuple[str, ...] = ("motion_blur", "defocus_blur", "rain", "haze")
-#: Learned mode: an untried degradation that reads present is tried once even when the ranker
-#: predicts no gain, and the observe node judges the try; low light needs this much more, because
+#: Learned mode: a degradation found in the input that still reads present is tried even when the
+#: ranker predicts no gain, and the observe node judges each try; low light needs this much more, because
 #: naturally dark photos exist (brightening one costs about 10 dB).
 FALLBACK_FLOOR: dict[str, float] = {"low_light": 0.5}
 #: Size prior (tools/assess.py) up to which ×2 super-resolution suffices: the photo is at most
@@ -161,8 +161,8 @@ def choose(
         ]
         best = ranker.rank(context, candidates)
         if not best:
-            # The ranker sees no gain, but an untried degradation the photo came in with is
-            # still tried (the rules' order of tasks, the ranker's least-bad tool): away from
+            # The ranker sees no gain, but an open degradation the photo came in with is still
+            # tried (the rules' order of tasks, the ranker's least-bad tool): away from
             # its training data the ranker under-acts. Not one that appeared after a step:
             # that is usually the trace of the tool (a derained photo reads a little blurred).
             found = set(context.get("found_in_input", tools_by_task))
@@ -172,7 +172,7 @@ def choose(
                 tried = tries.get(task, 0)
                 # a photo below full resolution is upscaled, the next tool after a roll-back
                 size = task == "low_resolution" and too_small(context)
-                wanted = size or (not tried and task in found and severities.get(task, 0.0) >= FALLBACK_FLOOR.get(task, threshold))
+                wanted = size or (task in found and severities.get(task, 0.0) >= FALLBACK_FLOOR.get(task, threshold))
                 if task not in closed and wanted and tried < max_tries_per_task:
                     fresh = [(task, t) for t in ordered(task) if t not in used]
                     if fresh:
