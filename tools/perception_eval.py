@@ -293,14 +293,15 @@ DESIGN = """## Design
 * **jpeg** (FBCNN's real set): the quantisation tables say the last save was at quality 96, 87, 85,
   80 and 75 for the five misses (the one found, 2.jpg, has a non-standard table near 78). On the severity
   scale above, ((95 − q)/90)², "present" (0.2) starts at quality 55, so by our own definition these
-  saves are light; what the folder calls degraded is mostly earlier compression that the re-save blurred.
+  saves are light; any heavier compression before them does not show in the files' tables.
 * **lowlight_dicm**: 11, 33 and 34 read 0.17–0.18, just under the threshold; 04, 05, 07, 10 and 15
-  are backlit scenes: a bright sky and a dark foreground, mean luminance 0.39–0.45, which the exposure
-  reads as normal. The low-light severity never
-  exceeds the exposure's (a photo with a normal mean is not brightened by a global curve), so the
-  network cannot flag them; local (shadow) brightening would need its own task.
-* **hazy**: canyon, test13 and test14 read 0.16–0.17, just under the threshold; indoor, man, test2 and
-  guogong read 0–0.13 (light haze over near, contrasty content).
+  are backlit scenes: a bright sky and a dark foreground, mean luminance 0.39–0.45, which the
+  exposure reads as normal. The low-light severity never exceeds the exposure's (a photo with a
+  normal mean is not brightened by a global curve), so the network cannot flag them; local
+  (shadow) brightening would need its own task.
+* **hazy**: canyon, test13 and test14 read 0.16–0.17, just under the threshold; indoor, man and
+  guogong read 0–0.13 (light haze), and test2 reads 0: its fog fills the middle of a frame of
+  dark, sharp trees.
 * **noisy_dnd_patches**: the misses read 0.09–0.18: mild real camera noise near the threshold
   (σ_eff ≈ 4.5 on the 0–255 scale).
 """

@@ -17,13 +17,13 @@ scores every candidate (task, tool) move — tasks not done whose severity is at
 :func:`~restoreagent.graph.planning.policy.candidate_floor` (0.1; 0.2 for low resolution and low light),
 tools not yet used — by its predicted advantage over stopping, and the brain takes the
 best; it stops when no move is predicted to beat stopping (by the checkpoint's margin),
-and tries a task with at most ``max_tries_per_task`` tools. When it predicts no gain but an
-untried degradation found in the input photo (``found_in_input``) still reads present (low
-light: at least its :data:`FALLBACK_FLOOR`), or the
-photo is smaller than full resolution by its pixel count (:func:`too_small`), that task is
-still tried, tool after tool in the ranker's order until the observe node accepts one:
-away from its training data the ranker under-acts (on real hazy photos it predicts that
-dehazing loses 20–45 dB, as if they were clean). A
+and tries a task with at most ``max_tries_per_task`` tools. When it predicts no gain but a
+degradation found in the input photo (``found_in_input``) is still open and reads present
+(low light: at least its :data:`FALLBACK_FLOOR`), or the photo is smaller than full
+resolution by its pixel count (:func:`too_small`), that task is still tried, tool after
+tool in the ranker's order until the observe node accepts one: away from its training
+data the ranker under-acts (on real hazy photos it predicts that dehazing loses 20–45 dB,
+as if they were clean). A
 ``preference`` for a task's tools overrides the ranker's choice of tool once it has chosen
 the task.
 
