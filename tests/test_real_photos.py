@@ -1,5 +1,6 @@
 """``restoreagent bench-real``: the agent on folders of real photos (here: small stand-ins built
-from scikit-image's public-domain photos in the same folder layout, no weights needed)."""
+from scikit-image's public-domain photos in the same folder layout, no weights needed), and the
+graph on one real hazy photo from ../shared."""
 
 from __future__ import annotations
 
@@ -47,3 +48,15 @@ def test_bench_real_reports_findings_pipelines_and_pairs(tmp_path, clean_images)
 
     missing = _run("--real", str(tmp_path / "nowhere"), "--out", "out2", cwd=tmp_path, env=env)
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "error:" in missing.stderr
+
+
+def test_a_real_hazy_photo_is_dehazed(shared_dir, weights_dir, tmp_path):
+    """The ranker predicts a loss for every dehazer on this real photo (light real haze looks like
+    nothing in its synthetic training); the haze it was found with is tried anyway, and kept."""
+    from restoreagent import Configuration, build_graph
+
+    graph = build_graph(Configuration(work_dir=tmp_path / "runs", weights_dir=weights_dir, cache_dir=tmp_path / "cache"))
+    state = graph.invoke({"image": str(shared_dir / "data" / "real" / "hazy" / "test11.jpg")})
+    assert "haze" in state["plan"], state["assessment"]["degradations"]
+    kept = [s for s in state["steps"] if s["accepted"] and s["task"] == "haze"]
+    assert kept and kept[0]["degradations_after"]["haze"] < 0.2, state["steps"]
