@@ -128,6 +128,24 @@ def test_512_is_fast_enough():
     _check(a)
 
 
+def test_haze_is_also_read_at_scene_scale(monkeypatch):
+    """On a full-size photo the network's 96-px crops see too little of the scene to judge haze;
+    the reading of the photo scaled to SCENE_SIDE finds MiO haze (β 0.9) that they miss, and
+    still reads the clean photos as haze-free."""
+    from skimage import data
+
+    import restoreagent.tools.assess as assess_module
+
+    for name in ("coffee", "rocket"):  # 400×600, 427×640
+        photo = getattr(data, name)().astype(np.float32) / 255.0
+        hazy = syn.add_haze(photo, 0.8, 0.9, syn.pseudo_depth(*photo.shape[:2], np.random.default_rng(0)))
+        assert assess(hazy).degradations["haze"] >= PRESENT, name
+        assert assess(photo).degradations["haze"] < PRESENT, name
+        with monkeypatch.context() as m:
+            m.setattr(assess_module, "SCENE_SIDE", 10**6)  # crops at the photo's own scale only
+            assert assess(hazy).degradations["haze"] < PRESENT, name
+
+
 def test_small_image_reads_as_low_resolution(clean_images):
     small = syn.downscale(clean_images["astronaut"], 4)  # 48×48
     a = assess(small)
