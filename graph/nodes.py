@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from .. import prompts
 from ..tools.assess import PRESENT, Assessment, apply_low_light_rule, trusts_network_low_light
 from ..tools.base import ToolError
-from ..tools.imageio import load_image, save_png, visible_part
+from ..tools.imageio import crop_box, load_image, opaque_box, save_png
 from .brains.offline import OfflinePolicy
 from .configuration import Configuration
 from .conversation import REVERT, RevertArgs, active_flags, known_images, revert_tool
@@ -100,7 +100,8 @@ class Nodes:
         original = store.put(loaded.rgb)
         alpha_id = store.put(np.repeat(loaded.alpha[..., None], 3, axis=2)) if loaded.alpha is not None else None
         t0 = time.perf_counter()
-        report = self.assessor(visible_part(loaded.rgb, loaded.alpha))
+        box = opaque_box(loaded.alpha)  # transparent borders are no part of the photo
+        report = self.assessor(crop_box(loaded.rgb, box))
         # Decided once, on the input: a dark noisy photo stays dark to the observer after denoising.
         trust = trusts_network_low_light(report)
         report = apply_low_light_rule(report, trust)
@@ -114,6 +115,7 @@ class Nodes:
             "original_id": original,
             "current_id": original,
             "alpha_id": alpha_id,
+            "visible_box": box,
             "notes": loaded.notes,
             "degradations": report.degradations,
             "assessment": report.model_dump(),
@@ -373,9 +375,8 @@ class Nodes:
             # step would put nothing on the lineage, and the brain would see the task as undone.
             accepted, reason = False, "the tool left the image unchanged"
         else:
-            store = ArtifactStore(state["run_dir"])
-            alpha = store.get(state["alpha_id"])[..., 0] if state.get("alpha_id") else None
-            after = apply_low_light_rule(self.assessor(visible_part(store.get(call["output_id"]), alpha)),
+            output = ArtifactStore(state["run_dir"]).get(call["output_id"])
+            after = apply_low_light_rule(self.assessor(crop_box(output, state.get("visible_box"))),
                                          bool(state.get("low_light_trust_network")))
             if call["name"] == REVERT:
                 note = call["args"].get("reason") or "asked to undo"

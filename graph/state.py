@@ -70,6 +70,7 @@ class State(TypedDict):
     original_id: NotRequired[str]
     current_id: NotRequired[str]
     alpha_id: NotRequired[str | None]
+    visible_box: NotRequired[tuple[float, float, float, float] | None]  # the opaque part, as fractions
     notes: NotRequired[list[str]]
     # Perception
     degradations: NotRequired[dict[str, float]]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,25 +133,38 @@ def _convert(im: Image.Image, notes: list[str]) -> LoadedImage:
     return LoadedImage(np.ascontiguousarray(rgb, dtype=np.float32), alpha, mode, notes)
 
 
-def visible_part(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
-    """The bounding box of ``rgb``'s opaque pixels (alpha ≥ 0.5), for judging the photo itself.
+#: The opaque part of a photo as fractions of its height and width: (top, bottom, left, right).
+Box = tuple[float, float, float, float]
+
+
+def opaque_box(alpha: np.ndarray | None) -> Box | None:
+    """The bounding box of the opaque pixels (alpha ≥ 0.5), or None to judge the whole image.
 
     Transparent letterboxing (thumbnails, cut-outs) is not part of the photo: left in, its
-    black pixels read as low light and its hard edges as content. ``alpha`` may have another
-    size than ``rgb`` (a step that upscaled); the box is scaled to ``rgb``. Returns ``rgb``
-    itself when there is no alpha or almost nothing is opaque.
+    black pixels read as low light and its hard edges as content. None when there is no alpha,
+    or when almost nothing is opaque (a few pixels say nothing about the photo).
     """
     if alpha is None:
-        return rgb
+        return None
     ys, xs = np.nonzero(alpha >= 0.5)
-    if len(ys) == 0:
+    if len(ys) == 0 or min(ys.max() + 1 - ys.min(), xs.max() + 1 - xs.min()) < 16:
+        return None
+    h, w = alpha.shape[:2]
+    return float(ys.min() / h), float((ys.max() + 1) / h), float(xs.min() / w), float((xs.max() + 1) / w)
+
+
+def crop_box(rgb: np.ndarray, box: Box | Sequence[float] | None) -> np.ndarray:
+    """``rgb`` cut to ``box`` (fractions, so it follows a step that changed the size)."""
+    if box is None:
         return rgb
-    sy, sx = rgb.shape[0] / alpha.shape[0], rgb.shape[1] / alpha.shape[1]
-    y0, y1 = int(ys.min() * sy), int(np.ceil((ys.max() + 1) * sy))
-    x0, x1 = int(xs.min() * sx), int(np.ceil((xs.max() + 1) * sx))
-    if min(y1 - y0, x1 - x0) < 16:  # a few opaque pixels say nothing about the photo
-        return rgb
-    return rgb[y0:y1, x0:x1]
+    h, w = rgb.shape[:2]
+    top, bottom, left, right = box
+    return rgb[round(top * h) : round(bottom * h), round(left * w) : round(right * w)]
+
+
+def visible_part(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """The opaque part of ``rgb`` (:func:`opaque_box` of ``alpha``, which may have another size)."""
+    return crop_box(rgb, opaque_box(alpha))
 
 
 def to_uint8(rgb: np.ndarray) -> np.ndarray:
