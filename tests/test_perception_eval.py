@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 
+from PIL import Image
+
 
 def test_evaluation_writes_the_perception_report(shared_dir, tmp_path):
     out = tmp_path / "PERCEPTION.md"
@@ -22,3 +24,12 @@ def test_evaluation_writes_the_perception_report(shared_dir, tmp_path):
     # every real folder is listed with its detection count out of the two photos read
     for folder in ("noisy_rni15", "lowlight_dicm", "hazy", "jpeg", "lowres_realsrset"):
         assert re.search(rf"\| {folder} \| [a-z_]+ \| 2 \| [012] \|", doc), folder
+    # the misses, as a picture the report shows: the synthetic categories, then the real folders
+    missed_real = sum(1 for line in doc.splitlines() if re.match(r"- [a-z0-9_]+: .+ [0-9.]+", line))
+    if "![synthetic and real misses](images/perception_misses.jpg)" not in doc:
+        assert not missed_real and "Where the misses are (the 0 largest" in doc
+        return
+    with Image.open(tmp_path / "images" / "perception_misses.jpg") as im:
+        categories = int(re.search(r"Where the misses are \(the (\d+) largest", doc).group(1))
+        rows = -(-min(categories, 4) // 2) + -(-missed_real // 4)  # two synthetic pairs, or four photos, a row
+        assert im.format == "JPEG" and im.height > rows * 200

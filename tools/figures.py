@@ -26,3 +26,13 @@ def contact_sheet(panels: list[tuple[str, np.ndarray]], height: int = 320, gap: 
         draw.text((x + tile.width // 2, gap + height + label_h // 2), label, fill="black", font=font, anchor="mm")
         x += tile.width + gap
     return sheet
+
+
+def stack_rows(rows: list[Image.Image]) -> Image.Image:
+    """Sheets (for example rows from :func:`contact_sheet`) one under the other, left-aligned."""
+    sheet = Image.new("RGB", (max(r.width for r in rows), sum(r.height for r in rows)), "white")
+    y = 0
+    for r in rows:
+        sheet.paste(r, (0, y))
+        y += r.height
+    return sheet

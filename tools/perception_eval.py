@@ -13,11 +13,15 @@
 * Clean: false alarms on the clean ``eval`` images (image-level: anything present;
   and per decision: over the 8 types × images).
 * Speed: ms per 512×512 image, network only and the full :func:`assess`, 1 thread.
+* A picture of the misses, beside the report (``images/perception_misses.jpg``): the largest
+  synthetic miss categories, each as the original and the degraded image with its reading, and
+  the first miss of each real folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import time
 from collections import Counter
@@ -26,10 +30,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 from . import synthesis as syn
 from .assess import DEGRADATIONS, PRESENT, assess, checkpoint_path, load_learned
 from .datasets import IMAGE_SUFFIXES, load_rgb, split_files
+from .figures import contact_sheet, stack_rows
+from .files import atomic_write
 from .imageio import load_image, visible_part
 from .training.assessor import degrade_with_targets
 
@@ -46,6 +53,11 @@ REAL_SETS: dict[str, str] = {
     "lowres_realesrgan": "low_resolution",
 }
 TARGETS = {"macro_f1": 0.95, "real_detection": 0.90, "false_alarms": 0.05, "ms_512": 100.0}
+#: The misses figure: how many synthetic miss categories it shows, and its tile height (px).
+FIGURE_SYNTHETIC = 4
+FIGURE_HEIGHT = 200
+FIGURE = Path("images") / "perception_misses.jpg"  # relative to the report
+SHORT = {"motion_blur": "motion", "defocus_blur": "defocus", "low_light": "dark", "low_resolution": "lowres"}
 
 
 def _images(folder: Path) -> list[Path]:
@@ -73,6 +85,7 @@ def evaluate(shared: Path, checkpoint: Path | None = None, log=print, limit: int
     # synthetic MiO mixtures
     tp, fp, fn = Counter(), Counter(), Counter()
     missed_in: Counter = Counter()  # (type, combination) → images where it was missed
+    first_miss: dict[tuple[str, str], tuple] = {}  # (type, combination) → (image name, clean, degraded, reading)
     abs_err: dict[str, list[float]] = {k: [] for k in DEGRADATIONS}
     for ci, combo in enumerate(mio_combos()):
         for ii, img in enumerate(images):
@@ -84,6 +97,8 @@ def evaluate(shared: Path, checkpoint: Path | None = None, log=print, limit: int
                 fp[k] += pred and not true
                 fn[k] += true and not pred
                 missed_in[(k, "+".join(combo))] += true and not pred
+                if true and not pred and (k, "+".join(combo)) not in first_miss:
+                    first_miss[(k, "+".join(combo))] = (files[ii].stem, _thumb(img), _thumb(deg), a.degradations[k])
                 if true:
                     abs_err[k].append(abs(a.degradations[k] - targets[k]))
         log(f"combo {'+'.join(combo)} done")
@@ -96,6 +111,8 @@ def evaluate(shared: Path, checkpoint: Path | None = None, log=print, limit: int
     res["synthetic"] = per
     res["macro_f1"] = float(np.mean([v["f1"] for v in per.values()]))
     res["missed_in"] = [[k, c, n] for (k, c), n in missed_in.most_common() if n]
+    examples = {"synthetic": [(k, c, *first_miss[(k, c)]) for k, c, _ in res["missed_in"][:FIGURE_SYNTHETIC]],
+                "real": []}
 
     # real sets
     real = {}
@@ -105,10 +122,13 @@ def evaluate(shared: Path, checkpoint: Path | None = None, log=print, limit: int
             continue
         hits, sev, missed = 0, [], []
         for p in paths:
-            a = run(_photo(p))
+            photo = _photo(p)
+            a = run(photo)
             hits += kind in a.present
             sev.append(a.degradations[kind])
             if kind not in a.present:
+                if not missed:
+                    examples["real"].append((folder, kind, p.name, _thumb(photo), a.degradations[kind]))
                 missed.append(f"{p.name} {a.degradations[kind]:.2f}")
         real[folder] = {"kind": kind, "n": len(paths), "detected": hits, "rate": hits / len(paths),
                         "mean_severity": float(np.mean(sev)), "missed": missed}
@@ -147,14 +167,38 @@ def evaluate(shared: Path, checkpoint: Path | None = None, log=print, limit: int
     for _ in range(5):
         assess(x, checkpoint=model.path)
     res["ms_512_assess"] = (time.perf_counter() - t) * 200
+    res["examples"] = examples
     return res
+
+
+def _thumb(rgb: np.ndarray, side: int = FIGURE_HEIGHT) -> np.ndarray:
+    """A copy at most ``side`` px tall (kept for the figure; small images stay as they are)."""
+    h, w = rgb.shape[:2]
+    if h <= side:
+        return rgb.copy()
+    return cv2.resize(rgb, (max(1, round(w * side / h)), side), interpolation=cv2.INTER_AREA)
+
+
+def misses_figure(examples: dict) -> Image.Image | None:
+    """The largest synthetic miss categories (original | degraded, with the reading) and the first miss
+    of each real folder, as a picture; None when nothing was missed."""
+    synthetic = [panel for k, combo, name, clean, deg, v in examples["synthetic"]
+                 for panel in ((f"original ({name})", clean), (f"{_short(combo)}: {_short(k)} {v:.2f}", deg))]
+    real = [(f"{folder}: {_short(kind)} {v:.2f}", photo) for folder, kind, _, photo, v in examples["real"]]
+    rows = [contact_sheet(panels[i : i + 4], height=FIGURE_HEIGHT)  # two pairs, or four photos, per row
+            for panels in (synthetic, real) for i in range(0, len(panels), 4)]
+    return stack_rows(rows) if rows else None
+
+
+def _short(names: str) -> str:
+    return "+".join(SHORT.get(n, n) for n in names.split("+"))
 
 
 def _ok(value: float, target: float, higher: bool) -> str:
     return "✅" if (value >= target if higher else value <= target) else "❌"
 
 
-def render(res: dict, calib: dict | None) -> str:
+def render(res: dict, calib: dict | None, figure: Path | None = None) -> str:
     s, r, c = res["synthetic"], res["real"], res["clean"]
     lines = [
         "# Perception: the learned degradation assessor",
@@ -195,6 +239,11 @@ def render(res: dict, calib: dict | None) -> str:
         lines.append(f"| {f} | {v['kind']} | {v['n']} | {v['detected']} | {v['rate']:.0%} | {v['mean_severity']:.2f} |")
     lines += ["", "Missed (photo and its reading of the folder's degradation), so that each miss can be looked at:", ""]
     lines += [f"- {f}: {', '.join(v['missed'])}" for f, v in r.items() if v["missed"]]
+    if figure is not None:
+        lines += ["", "What the misses look like: the largest synthetic miss categories (the original, then the degraded "
+                  "image labelled with its combination and the reading of the missed degradation), and the first miss "
+                  f"of each real folder with its reading (present from {PRESENT:.2f}):", "",
+                  f"![synthetic and real misses]({figure.as_posix()})"]
     for f, v in res["real_other"].items():
         found = ", ".join(f"{k} {n}" for k, n in v["present"].items()) or "nothing"
         lines.append(f"\n{f} ({v['n']} images), degradations found present: {found}.")
@@ -345,9 +394,13 @@ def main(argv: list[str] | None = None) -> None:
     res = evaluate(args.shared, ckpt, log=lambda m: print(m, flush=True), limit=args.limit)
     sidecar = Path(ckpt).with_suffix(".json")
     calib = json.loads(sidecar.read_text()) if sidecar.is_file() else None
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render(res, calib))
-    print(f"wrote {args.out}")
+    figure = misses_figure(res.pop("examples"))
+    if figure is not None:
+        buf = io.BytesIO()
+        figure.save(buf, format="JPEG", quality=88)
+        atomic_write(args.out.parent / FIGURE, buf.getvalue())
+    atomic_write(args.out, render(res, calib, figure=FIGURE if figure is not None else None))
+    print(f"wrote {args.out}" + (f" and {args.out.parent / FIGURE}" if figure is not None else ""))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from PIL import Image
 
 from ...tools.assess import niqe, niqe_params
 from ...tools.datasets import IMAGE_SUFFIXES
-from ...tools.figures import contact_sheet
+from ...tools.figures import contact_sheet, stack_rows
 from ...tools.files import atomic_write
 from ...tools.imageio import load_image
 from ...tools.metrics import psnr, ssim
@@ -125,13 +125,7 @@ def _contact(sheet_rows: dict[str, tuple[np.ndarray, np.ndarray, dict]]) -> Imag
     for folder, (before, after, row) in sheet_rows.items():
         steps = " > ".join(row["pipeline"]) or "left as is"  # the default font has no arrow glyph
         rows.append(contact_sheet([(f"{folder}: {row['photo']}", before), (steps, after)], height=240))
-    width = max(r.width for r in rows)
-    sheet = Image.new("RGB", (width, sum(r.height for r in rows)), "white")
-    y = 0
-    for r in rows:
-        sheet.paste(r, (0, y))
-        y += r.height
-    return sheet
+    return stack_rows(rows)
 
 
 def _mean(values: list[float | None]) -> str:
