@@ -91,14 +91,24 @@ def _print_skipped(toolbox: Any) -> None:
         err.print(f"[yellow]skipped {len(toolbox.skipped)} tool(s):[/] {names} (see `restoreagent tools`)", highlight=False)
 
 
-def _progress_printer() -> Callable[[dict], None]:
+def _progress_printer(every: float = 5.0) -> Callable[[dict], None]:
+    """Print the graph's events on stderr; a long tiled step also says how far it got, every ``every`` s."""
+    import time
+
+    last_line = {"at": 0.0}
+
     def on_event(e: dict) -> None:
         kind = e.get("event")
         if kind == "assessed":
             degr = ", ".join(f"{k} {v:.2f}" for k, v in e["degradations"].items())
             err.print(f"assessed: {degr} (quality {e['quality']:.3f})", highlight=False)
         elif kind == "tool_start":
+            last_line["at"] = time.monotonic()
             err.print(f"step {e['step']}: {e['tool']} …", highlight=False)
+        elif kind == "tool_progress":
+            if e["tiles_done"] < e["tiles"] and time.monotonic() - last_line["at"] >= every:
+                last_line["at"] = time.monotonic()
+                err.print(f"step {e['step']}: {e['tool']} {e['tiles_done']}/{e['tiles']} tiles", highlight=False)
         elif kind == "observed":
             mark = "[green]accepted[/]" if e["accepted"] else "[red]rolled back[/]"
             err.print(f"step {e['step']}: {e['tool']} {mark}: {escape(e['reason'])}", highlight=False)

@@ -321,7 +321,11 @@ class Nodes:
                 args = self.toolbox.validate(call["name"], call["args"])
                 if args.image_id != state["current_id"]:
                     raise ToolError(f"image id {args.image_id!r} is not the current image {state['current_id']!r}")
-                run = self.toolbox.run(call["name"], args, ArtifactStore(state["run_dir"]), self.config.tool_timeout_s)
+                run = self.toolbox.run(
+                    call["name"], args, ArtifactStore(state["run_dir"]), self.config.tool_timeout_s,
+                    on_progress=lambda done, total: writer(
+                        {"event": "tool_progress", "step": index, "tool": call["name"], "tiles_done": done,
+                         "tiles": total}))
                 result["output_id"] = run.output_id
         except (ToolError, ValidationError, UnknownImageId) as exc:
             result["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"

@@ -12,12 +12,14 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Callable
 
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import StructuredTool
 
 from ..tools.base import RestorationTool, ToolArgs, ToolContext, ToolError
 from ..tools.registry import ToolRegistry
+from ..tools.tiling import report_tiles
 from ..tools.toolbench import load_scores
 from ..tools.weights import WeightsResolver
 from .configuration import Configuration
@@ -85,26 +87,41 @@ class Toolbox:
         """Validated arguments for tool ``name`` (KeyError / pydantic ValidationError)."""
         return self.tools[name].Args.model_validate(args)
 
-    def run(self, name: str, args: ToolArgs, store: ArtifactStore, timeout: float | None = None) -> ToolResult:
+    def run(self, name: str, args: ToolArgs, store: ArtifactStore, timeout: float | None = None,
+            on_progress: Callable[[int, int], None] | None = None, progress_every: float = 1.0) -> ToolResult:
         """Run one tool on a stored image; any failure or a timeout becomes a :class:`ToolError`.
 
         The tool runs in a worker thread so that a hung tool cannot hang the agent: after
         ``timeout`` seconds the step fails (Python cannot kill the thread; it finishes alone).
+        ``on_progress(done, total)``: the tiles of a tiled tool, reported from the calling thread
+        at most every ``progress_every`` seconds and once more at the end.
         """
         tool = self.tools[name]
         image = store.get(args.image_id)
         box: dict[str, object] = {}
+        tiles: list[tuple[int, int]] = []  # the worker appends (done, total); this thread reads the last
 
         def work() -> None:
             try:
-                box["out"] = tool(image, args)
+                with report_tiles(lambda done, total: tiles.append((done, total))):
+                    box["out"] = tool(image, args)
             except BaseException as exc:  # plugin boundary: report, never crash the run
                 box["error"] = exc
 
         t0 = time.perf_counter()
         worker = threading.Thread(target=work, name=f"tool-{name}", daemon=True)
         worker.start()
-        worker.join(timeout)
+        deadline = None if timeout is None else t0 + timeout
+        reported: tuple[int, int] | None = None
+        while True:
+            wait = progress_every if deadline is None else min(progress_every, deadline - time.perf_counter())
+            if wait > 0:
+                worker.join(wait)
+            if on_progress is not None and tiles and tiles[-1] != reported:
+                reported = tiles[-1]
+                on_progress(*reported)
+            if not worker.is_alive() or wait <= 0:
+                break
         seconds = time.perf_counter() - t0
         if worker.is_alive():
             raise ToolError(f"{name} exceeded its {timeout:g} s timeout")

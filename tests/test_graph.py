@@ -136,6 +136,22 @@ def test_progress_events_are_streamed(tmp_path, noisy_png):
     assert observed["quality_after"] is not None and observed["quality_before"] is not None
 
 
+def test_a_tiled_step_streams_its_progress(tmp_path, noisy_png):
+    """A learned tool runs tile by tile; between tool_start and tool_end the graph streams how many
+    tiles are done (the command line prints it for long steps)."""
+    from scripted import ScriptedBrain, call
+
+    brain = ScriptedBrain(script=[call("deblur_defocus_ours")], seen=[])
+    reg = ToolRegistry([default_registry["deblur_defocus_ours"]])
+    graph = build_graph(_config(tmp_path, tile_size=64, tile_overlap=8), brain=brain, registry=reg)
+    events = list(graph.stream({"image": str(noisy_png)}, stream_mode="custom"))
+    kinds = [e["event"] for e in events]
+    progress = [e for e in events if e["event"] == "tool_progress"]
+    assert progress and kinds.index("tool_start") < kinds.index("tool_progress") < kinds.index("tool_end")
+    assert progress[-1]["tiles_done"] == progress[-1]["tiles"] > 1
+    assert all(e["tool"] == "deblur_defocus_ours" and e["step"] == 1 for e in progress)
+
+
 def test_existing_output_is_not_overwritten(tmp_path, noisy_png):
     target = tmp_path / "out.png"
     target.write_bytes(b"keep me")

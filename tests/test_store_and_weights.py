@@ -11,7 +11,7 @@ import pytest
 
 from restoreagent.graph.store import ArtifactStore, UnknownImageId
 from restoreagent.tools.base import ToolUnavailable
-from restoreagent.tools.tiling import tiled
+from restoreagent.tools.tiling import report_tiles, tiled
 from restoreagent.tools.weights import WeightsEntry, WeightsResolver, load_manifest
 
 
@@ -60,6 +60,17 @@ def test_tiled_matches_whole_image_for_pointwise_and_local_ops():
     assert np.allclose(tiled(lambda x: x * 0.5, img, tile=128, overlap=16), img * 0.5, atol=1e-6)
     up = tiled(lambda x: x.repeat(2, 0).repeat(2, 1), img, tile=128, overlap=16, scale=2)
     assert up.shape == (600, 820, 3) and np.allclose(up[::2, ::2], img, atol=1e-6)
+
+
+def test_tiled_reports_each_tile_inside_report_tiles():
+    img = np.zeros((300, 410, 3), np.float32)
+    seen: list[tuple[int, int]] = []
+    with report_tiles(lambda done, total: seen.append((done, total))):
+        tiled(lambda x: x, img, tile=128, overlap=16)
+        tiled(lambda x: x, img[:100, :100], tile=128)  # one piece: no tiles to report
+    tiled(lambda x: x, img, tile=128, overlap=16)  # outside the block: not reported
+    n = 3 * 4  # rows start at 0, 112, 172; columns at 0, 112, 224, 282
+    assert seen == [(i, n) for i in range(1, n + 1)]
 
 
 def _entry(tmp_path: Path, payload: bytes, url: str | None = None) -> WeightsEntry:

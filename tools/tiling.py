@@ -2,13 +2,33 @@
 
 Tiles overlap by ``overlap`` pixels and are blended with a separable ramp
 window, which hides seams that a plain crop-and-paste would leave.
+
+A caller can follow the tiles of a long run: inside ``with report_tiles(callback):``
+every :func:`tiled` call in the same thread (or asyncio task) reports ``callback(done, total)``
+after each tile. The toolbox does this around every tool, so that a minute of DnCNN on a
+12 MP photo shows its progress.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Callable, Iterator
 
 import numpy as np
+
+TileCallback = Callable[[int, int], None]
+_on_tile: ContextVar[TileCallback | None] = ContextVar("restoreagent_on_tile", default=None)
+
+
+@contextmanager
+def report_tiles(callback: TileCallback) -> Iterator[None]:
+    """Within the block, :func:`tiled` calls ``callback(done, total)`` after each tile."""
+    token = _on_tile.set(callback)
+    try:
+        yield
+    finally:
+        _on_tile.reset(token)
 
 
 def _starts(length: int, tile: int, step: int) -> list[int]:
@@ -46,13 +66,16 @@ def tiled(
     step = tile - overlap
     out = np.zeros((h * scale, w * scale, c), np.float32)
     weight = np.zeros((h * scale, w * scale, 1), np.float32)
-    for y in _starts(h, tile, step):
-        for x in _starts(w, tile, step):
-            patch = image[y : y + tile, x : x + tile]
-            res = fn(patch)
-            ph, pw = res.shape[:2]
-            win = np.outer(_ramp(ph, overlap * scale), _ramp(pw, overlap * scale))[..., None]
-            ys, xs = y * scale, x * scale
-            out[ys : ys + ph, xs : xs + pw] += res * win
-            weight[ys : ys + ph, xs : xs + pw] += win
+    corners = [(y, x) for y in _starts(h, tile, step) for x in _starts(w, tile, step)]
+    on_tile = _on_tile.get()
+    for done, (y, x) in enumerate(corners, 1):
+        patch = image[y : y + tile, x : x + tile]
+        res = fn(patch)
+        ph, pw = res.shape[:2]
+        win = np.outer(_ramp(ph, overlap * scale), _ramp(pw, overlap * scale))[..., None]
+        ys, xs = y * scale, x * scale
+        out[ys : ys + ph, xs : xs + pw] += res * win
+        weight[ys : ys + ph, xs : xs + pw] += win
+        if on_tile is not None:
+            on_tile(done, len(corners))
     return out / np.maximum(weight, 1e-8)
