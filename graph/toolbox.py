@@ -99,11 +99,11 @@ class Toolbox:
         tool = self.tools[name]
         image = store.get(args.image_id)
         box: dict[str, object] = {}
-        tiles: list[tuple[int, int]] = []  # the worker appends (done, total); this thread reads the last
+        tiles: list[tuple[int, int] | None] = [None]  # the worker's latest (done, total), read by this thread
 
         def work() -> None:
             try:
-                with report_tiles(lambda done, total: tiles.append((done, total))):
+                with report_tiles(lambda done, total: tiles.__setitem__(0, (done, total))):
                     box["out"] = tool(image, args)
             except BaseException as exc:  # plugin boundary: report, never crash the run
                 box["error"] = exc
@@ -117,8 +117,8 @@ class Toolbox:
             wait = progress_every if deadline is None else min(progress_every, deadline - time.perf_counter())
             if wait > 0:
                 worker.join(wait)
-            if on_progress is not None and tiles and tiles[-1] != reported:
-                reported = tiles[-1]
+            if on_progress is not None and tiles[0] is not None and tiles[0] != reported:
+                reported = tiles[0]
                 on_progress(*reported)
             if not worker.is_alive() or wait <= 0:
                 break

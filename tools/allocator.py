@@ -17,7 +17,6 @@ process, which is why the library does not do it behind the caller's back.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 #: mallopt parameters (glibc's malloc.h).
 _M_TRIM_THRESHOLD = -1
@@ -34,9 +33,8 @@ def keep_freed_memory(threshold: int = THRESHOLD) -> bool:
     (macOS, Windows, musl).
     """
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+        mallopt = ctypes.CDLL(None).mallopt  # the C library this process already runs on
+    except (OSError, AttributeError, TypeError):  # macOS has no mallopt; Windows no CDLL(None)
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
