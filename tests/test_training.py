@@ -109,3 +109,18 @@ def test_camera_like_degradations_for_the_assessor(tmp_path: Path) -> None:
     assert blockiness(aligned) > blockiness(big) + 0.2
     cartoon = realistic.cartoonize(big, rng)
     assert cartoon.shape == big.shape and len(np.unique(cartoon.reshape(-1, 3), axis=0)) < 200
+
+
+def test_detail_rule_fit_picks_the_middle_of_a_plateau_and_separates_the_blurs() -> None:
+    from restoreagent.tools.assess import load_learned
+    from restoreagent.tools.training import detail_rule
+    from skimage import data
+
+    scores = np.zeros((5, 5))
+    scores[0, 0] = 1.0  # a lone spike
+    scores[2:5, 2:5] = 0.9  # a plateau
+    assert detail_rule._plateau(scores) == (3, 3)
+    photos = [getattr(data, n)().astype(np.float32) / 255.0 for n in ("astronaut", "coffee", "rocket")]
+    fitted = detail_rule.fit_small(detail_rule.small_cases(photos, load_learned()))
+    assert fitted["f1_sum"] > 1.6, fitted  # defocus and motion each found and told apart
+    assert fitted["DETAIL_MOTION"] < fitted["DETAIL_DEFOCUS"] and fitted["DETAIL_SLOPE"] > 0
