@@ -326,11 +326,12 @@ DESIGN = """## Design
   `python -m restoreagent.tools.training.detail_rule` (the reading alone, middle of the best plateau;
   under a minute). Held-out effect on the mixtures above: defocus F1 0.897 → 0.945 (recall 0.857 → 0.974),
   motion 0.899 → 0.926, severity MAE 0.199 → 0.149 and 0.265 → 0.195; macro-F1 0.939 → 0.949. Its cost:
-  on sharp ×1/4 Kodak/LIVE1 images it reads defocus in about one of ten (smooth scenes: the astronaut
-  and the cat of scikit-image read 0.30 and 0.38); after super-resolution the network judges the blur
-  at full scale again. Tried and not kept: deciding between defocus and motion on larger photos by the
-  same directional reading at half size where the network reads both (macro-F1 0.951 on this evaluation,
-  fitted on the train split), because the reading follows the scene as much as the blur: an isotropic
+  sharp ×1/4 images of smooth scenes read as defocused: 6 of the 53 held-out Kodak/LIVE1 images (none
+  with the network alone), 15 more of the 87 train images, and the astronaut and the cat of
+  scikit-image (0.30 and 0.38); after super-resolution the network judges the blur at full scale again.
+  Tried and not kept: deciding between defocus and motion on larger photos by the same directional
+  reading at half size where the network reads both (macro-F1 0.951 on this evaluation, fitted on the
+  train split), because the reading follows the scene as much as the blur: an isotropic
   Gaussian blur reads 0.65–0.77 on the scikit-image photos, on the wrong side of the fitted 0.76 for
   three of four.
 * **Low light** combines two readings (`tools/assess.py::apply_low_light_rule`): the exposure, from the
