@@ -21,6 +21,7 @@ from restoreagent.tools.assess import (
     assess,
     niqe,
     niqe_params,
+    trusts_network_low_light,
 )
 from restoreagent.tools.denoise import DenoiseNLMeans
 from restoreagent.tools.lowlight import GammaTool
@@ -104,6 +105,31 @@ def test_network_vetoes_low_light_on_a_naturally_dark_clean_photo(shared_dir):
     assert a.measures["low_light_network_trusted"] == 1.0 and "low_light" not in a.present, a
     # without the network's veto (a photo that came in noisy) the exposure decides
     assert "low_light" in apply_low_light_rule(a, trust_network=False).present
+
+
+def test_under_noise_the_network_vetoes_low_light_only_where_it_reads_clearly_not_dark():
+    def report(noise: float, jpeg: float, learned: float | None) -> Assessment:
+        measures = {"low_light_learned": learned} if learned is not None else {}
+        return Assessment(degradations={**dict.fromkeys(DEGRADATIONS, 0.0), "noise": noise, "jpeg": jpeg},
+                          present=[], quality=1.0, measures=measures)
+
+    assert trusts_network_low_light(report(0.0, 0.0, 0.5))  # noise-free: always
+    assert trusts_network_low_light(report(0.5, 0.0, 0.10), noisy_veto=0.14)
+    assert not trusts_network_low_light(report(0.5, 0.0, 0.15), noisy_veto=0.14)
+    # JPEG masks darkness further: the network must read the photo even less dark
+    assert not trusts_network_low_light(report(0.5, 0.5, 0.10), noisy_veto=0.14, noisy_jpeg_veto=0.08)
+    assert trusts_network_low_light(report(0.5, 0.5, 0.05), noisy_veto=0.14, noisy_jpeg_veto=0.08)
+    assert not trusts_network_low_light(report(0.5, 0.0, None))  # no network reading (a custom assessor)
+
+
+def test_naturally_dark_photo_made_noisy_and_compressed_is_not_called_underexposed(shared_dir):
+    from restoreagent.tools.imageio import load_image
+
+    photo = load_image(shared_dir / "data" / "clean" / "kodak24" / "kodim05.png").rgb
+    noisy = syn.add_gaussian_noise(photo, 25, np.random.default_rng(0))
+    a = assess(syn.apply("jpeg", noisy, {"quality": 20}, np.random.default_rng(0)))
+    assert {"noise", "jpeg"} <= set(a.present) and a.measures["low_light_exposure"] >= PRESENT, a
+    assert a.measures["low_light_network_trusted"] == 1.0 and "low_light" not in a.present, a
 
 
 def test_dark_noisy_photo_stays_dark_after_denoising_under_the_inputs_rule(clean_images, offline_context):

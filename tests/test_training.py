@@ -114,13 +114,28 @@ def test_camera_like_degradations_for_the_assessor(tmp_path: Path) -> None:
 def test_detail_rule_fit_picks_the_middle_of_a_plateau_and_separates_the_blurs() -> None:
     from restoreagent.tools.assess import load_learned
     from restoreagent.tools.training import detail_rule
+    from restoreagent.tools.training.fitting import plateau
     from skimage import data
 
     scores = np.zeros((5, 5))
     scores[0, 0] = 1.0  # a lone spike
     scores[2:5, 2:5] = 0.9  # a plateau
-    assert detail_rule._plateau(scores) == (3, 3)
+    assert plateau(scores) == (3, 3)
     photos = [getattr(data, n)().astype(np.float32) / 255.0 for n in ("astronaut", "coffee", "rocket")]
     fitted = detail_rule.fit_small(detail_rule.small_cases(photos, load_learned()))
     assert fitted["f1_sum"] > 1.6, fitted  # defocus and motion each found and told apart
     assert fitted["DETAIL_MOTION"] < fitted["DETAIL_DEFOCUS"] and fitted["DETAIL_SLOPE"] > 0
+
+
+def test_low_light_veto_fit_runs_on_the_assessors_reports_and_keeps_its_thresholds_on_the_grid() -> None:
+    from restoreagent.tools.assess import load_learned
+    from restoreagent.tools.training import low_light_veto
+    from skimage import data
+
+    photos = [getattr(data, n)().astype(np.float32) / 255.0 for n in ("astronaut", "coffee", "rocket")]
+    rows = low_light_veto.veto_cases(photos, load_learned())
+    assert len(rows) == len(photos) * (1 + len(low_light_veto.COMBOS))
+    assert sum(r["dark"] for r in rows) == len(photos) * 5  # four MiO combinations with dark, and the night photo
+    fitted = low_light_veto.fit_veto(rows)
+    assert fitted["NOISY_VETO"] in low_light_veto.GRID and fitted["NOISY_JPEG_VETO"] in low_light_veto.GRID
+    assert fitted["f1"] > 0.5, fitted

@@ -26,8 +26,9 @@ a presence probability and a severity in [0, 1]:
   photo (a night street, a dark-haired portrait) underexposed; the network tells those
   apart but under-reads darkness under noise (the noise masks it: 0.22 → 0.54 on the
   test mixture once denoised). So the network may veto a moderate exposure reading
-  (severity < :data:`SURELY_DARK`) only when the photo was noise-free; the graph makes
-  that choice once, on the input photo, and keeps it for the run (a dark noisy photo
+  (severity < :data:`SURELY_DARK`) when the photo was noise-free, and under noise only
+  where it reads the photo as clearly not dark (:func:`trusts_network_low_light`); the graph
+  makes that choice once, on the input photo, and keeps it for the run (a dark noisy photo
   stays dark after denoising);
 * low resolution: the CNN judges *content* (missing detail, interpolation
   traces of an upsampled image); pixel count is a documented size prior relative
@@ -93,6 +94,11 @@ FULL_RESOLUTION_SIDE = 512
 SMALL_SIDE = 179
 #: Exposure severity from which a photo is underexposed whatever the network says.
 SURELY_DARK = 0.5
+#: On a noisy input the network's low-light reading still vetoes the exposure below these
+#: (:func:`trusts_network_low_light`), fitted on train-split cases by
+#: ``python -m restoreagent.tools.training.low_light_veto``.
+NOISY_VETO = 0.14
+NOISY_JPEG_VETO = 0.08
 #: Short side (px) of the second, scene-scale reading of a larger photo: the crop size of the
 #: planner's training cases and of the benchmark.
 SCENE_SIDE = 256
@@ -244,7 +250,7 @@ def apply_low_light_rule(report: Assessment, trust_network: bool) -> Assessment:
     """Set the low-light severity from the exposure and, where trusted, the network's veto.
 
     ``trust_network``: let the network's reading lower a moderate exposure reading
-    (< :data:`SURELY_DARK`); decide it on the photo as it came in (noise-free → True).
+    (< :data:`SURELY_DARK`); decide it on the photo as it came in (:func:`trusts_network_low_light`).
     A report without both readings (the rule-based or a custom assessor) is returned as is.
     """
     m = report.measures
@@ -256,9 +262,20 @@ def apply_low_light_rule(report: Assessment, trust_network: bool) -> Assessment:
     return _report({**report.degradations, "low_light": severity}, measures, report.assessor)
 
 
-def trusts_network_low_light(report: Assessment) -> bool:
-    """Whether the network's low-light reading may veto the exposure, judged on an input photo: it has no noise."""
-    return report.degradations.get("noise", 0.0) < PRESENT
+def trusts_network_low_light(report: Assessment, noisy_veto: float = NOISY_VETO,
+                              noisy_jpeg_veto: float = NOISY_JPEG_VETO) -> bool:
+    """Whether the network's low-light reading may veto the exposure, judged on an input photo.
+
+    Yes without noise. Under noise, which masks darkness to the network, only where it reads the photo
+    as clearly not dark: below ``noisy_veto``, or below ``noisy_jpeg_veto`` where JPEG masks it too.
+    """
+    d = report.degradations
+    if d.get("noise", 0.0) < PRESENT:
+        return True
+    learned = report.measures.get("low_light_learned")
+    if learned is None:
+        return False
+    return learned < (noisy_jpeg_veto if d.get("jpeg", 0.0) >= PRESENT else noisy_veto)
 
 
 # -- learned ------------------------------------------------------------------------------
@@ -403,8 +420,9 @@ def assess(rgb: np.ndarray, checkpoint: Path | str | None = None, weights_dir: P
     ``weights_dir``: where to find NIQE's parameters (default ``RESTOREAGENT_WEIGHTS_DIR``).
     ``full_resolution_side``: the short side a photo should have; smaller ones read as low resolution.
 
-    The image is judged as an input photo: the network may veto low light if it is noise-free
-    (:func:`apply_low_light_rule` re-applies another choice, as the graph does after each step).
+    The image is judged as an input photo, which decides whether the network may veto low light
+    (:func:`trusts_network_low_light`); :func:`apply_low_light_rule` re-applies another choice, as the
+    graph does after each step.
     """
     path = Path(checkpoint) if checkpoint is not None else checkpoint_path()
     try:

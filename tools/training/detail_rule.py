@@ -14,16 +14,14 @@ reading. The slope maps the median defocus and motion case onto their median sev
 
 from __future__ import annotations
 
-import argparse
 import itertools
-from pathlib import Path
 
 import numpy as np
 
 from .. import assess as A
 from .. import synthesis as syn
-from ..datasets import default_clean_dir, load_rgb, split_files
 from .assessor import apply_with_target
+from .fitting import f1, plateau, train_images
 
 #: Small cases: degradations applied before the ×1/4 downscale, then after it.
 SMALL_CASES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -35,19 +33,6 @@ SMALL_CASES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 GRID_DEFOCUS = np.round(np.arange(0.80, 1.001, 0.01), 2)
 GRID_MOTION = np.round(np.arange(0.50, 0.801, 0.02), 2)
 GRID_ANISOTROPY = np.round(np.arange(0.55, 0.801, 0.02), 2)
-
-
-def f1(pred: np.ndarray, truth: np.ndarray) -> float:
-    tp = float((pred & truth).sum())
-    return 2 * tp / max(1.0, float(pred.sum() + truth.sum()))
-
-
-def _plateau(scores: np.ndarray) -> tuple[int, ...]:
-    """Index of the best score averaged over each point's grid neighbours (edges: those that exist)."""
-    padded = np.pad(scores, 1, constant_values=np.nan)
-    windows = [padded[tuple(slice(1 + d, 1 + d + n) for d, n in zip(shift, scores.shape))]
-               for shift in itertools.product((-1, 0, 1), repeat=scores.ndim)]
-    return np.unravel_index(int(np.nanargmax(np.nanmean(windows, axis=0))), scores.shape)
 
 
 def small_cases(images: list[np.ndarray], assessor) -> list[dict]:
@@ -83,7 +68,7 @@ def fit_small(rows: list[dict]) -> dict[str, float]:
     for (a, t1), (b, t2), (c, t3) in itertools.product(*map(enumerate, (GRID_DEFOCUS, GRID_MOTION, GRID_ANISOTROPY))):
         line = dmin < t3 * dmax
         scores[a, b, c] = (f1(~veto & ~line & (dmax < t1), is_defocus) + f1(~veto & line & (dmin < t2), is_motion))
-    a, b, c = _plateau(scores)
+    a, b, c = plateau(scores)
     t1, t2, t3 = GRID_DEFOCUS[a], GRID_MOTION[b], GRID_ANISOTROPY[c]
     # Severity per unit of detail below the threshold: medians of the blurred cases onto their targets.
     slopes = []
@@ -96,17 +81,9 @@ def fit_small(rows: list[dict]) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--clean", type=Path, default=None, help="clean images (default: ../shared/data/clean)")
-    args = ap.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(1)
-    files = split_files("train", args.clean or default_clean_dir())
-    images = [load_rgb(p) for p in files]
-    assessor = A.load_learned()
+    images = train_images(argv, __doc__)
     print(f"{len(images)} train images")
-    print(fit_small(small_cases(images, assessor)))
+    print(fit_small(small_cases(images, A.load_learned())))
 
 
 if __name__ == "__main__":
