@@ -70,10 +70,6 @@ def _photo(path: Path) -> np.ndarray:
     return visible_part(loaded.rgb, loaded.alpha)
 
 
-def mio_combos() -> list[tuple[str, ...]]:
-    return [c for g in ("A", "B", "C") for c in syn.MIO_GROUPS[g]]
-
-
 def evaluate(shared: Path, checkpoint: Path | None = None, log=print, limit: int | None = None) -> dict:
     model = load_learned(checkpoint)
     run = lambda rgb: model(rgb)  # noqa: E731  (learned assessor, no NIQE)
@@ -87,7 +83,7 @@ def evaluate(shared: Path, checkpoint: Path | None = None, log=print, limit: int
     missed_in: Counter = Counter()  # (type, combination) → images where it was missed
     first_miss: dict[tuple[str, str], tuple] = {}  # (type, combination) → (image name, clean, degraded, reading)
     abs_err: dict[str, list[float]] = {k: [] for k in DEGRADATIONS}
-    for ci, combo in enumerate(mio_combos()):
+    for ci, combo in enumerate(syn.MIO_COMBOS):
         for ii, img in enumerate(images):
             deg, targets = degrade_with_targets(img, combo, seed=1000 * ci + ii)
             a = run(deg)
@@ -345,7 +341,7 @@ DESIGN = """## Design
   (`NOISY_JPEG_VETO`) where JPEG masks the darkness further (`trusts_network_low_light`). The two
   thresholds are fitted on train-split cases (clean, the 16 MiO combinations and dark + noise + JPEG, a
   phone's night photo) by `python -m restoreagent.tools.training.low_light_veto` (middle of the best
-  plateau; about a minute). Held-out effect on the mixtures above: low-light precision 0.839 → 0.885,
+  plateau; about 30 s). Held-out effect on the mixtures above: low-light precision 0.839 → 0.885,
   recall 0.764 → 0.759, F1 0.800 → 0.817; macro-F1 0.949 → 0.951; the real sets and clean images are
   unchanged. One threshold for noise with or without JPEG (0.18, fitted on MiO's combinations alone, where
   no dark photo is also compressed) reached F1 0.826, but it called the README demo (dark + noise +

@@ -53,6 +53,8 @@ MIO_GROUPS: dict[str, tuple[tuple[str, ...], ...]] = {
         ("motion_blur", "defocus_blur", "noise"),
     ),
 }
+#: All 16, group by group.
+MIO_COMBOS: tuple[tuple[str, ...], ...] = tuple(c for combos in MIO_GROUPS.values() for c in combos)
 
 #: Short names accepted on the command line (``--combo noise+jpeg``).
 ALIASES: dict[str, str] = {

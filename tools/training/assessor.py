@@ -402,7 +402,7 @@ def calibrate_images(model: AssessorNet, files: list[Path], seeds: int = 2, log=
     import threading
 
     helper._lock = threading.Lock()
-    combos = [c for g in ("A", "B", "C") for c in syn.MIO_GROUPS[g]] + [(k,) for k in DEGRADATIONS]
+    combos = [*syn.MIO_COMBOS, *((k,) for k in DEGRADATIONS)]
     raws, labels, small = [], [], []
     rng = np.random.default_rng(777)
     for fi, path in enumerate(files):
