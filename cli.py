@@ -325,14 +325,16 @@ def _ask_approval(request: dict) -> Any:
 def assess(
     input: Path = typer.Argument(..., help="The photo to assess."),
     full_side: Optional[int] = FullSideOpt,
+    weights_dir: Optional[Path] = WeightsOpt,
 ) -> None:
-    """Print the degradation assessment of INPUT as JSON."""
+    """Print the degradation assessment of INPUT as JSON (with NIQE where the weights folder has its parameters)."""
     from .tools.assess import assess as run_assess
     from .tools.imageio import load_image, visible_part
 
-    config = _config(None, None, None, False, full_side=full_side)
+    config = _config(weights_dir, None, None, False, full_side=full_side)
     loaded = load_image(input, config.max_pixels)
-    report = run_assess(visible_part(loaded.rgb, loaded.alpha), full_resolution_side=config.full_resolution_side)
+    report = run_assess(visible_part(loaded.rgb, loaded.alpha), weights_dir=config.weights_dir,
+                        full_resolution_side=config.full_resolution_side)
     sys.stdout.write(report.model_dump_json(indent=2) + "\n")
 
 

@@ -44,7 +44,7 @@ def build_graph(
         brain: any tool-calling langchain-core chat model; default the offline policy.
         registry: the tools to offer; default every built-in tool.
         assessor: image → :class:`~restoreagent.tools.assess.Assessment`; default the built-in assessor
-            (with ``config.full_resolution_side``).
+            (with ``config.weights_dir`` for NIQE and ``config.full_resolution_side``).
         checkpointer: a LangGraph checkpointer; none by default, so the graph also
             runs under ``langgraph dev`` and as a subgraph.
         interrupt_before: node names to pause before (e.g. ``["act"]``).
@@ -61,7 +61,8 @@ def build_graph(
             registry = default_registry
         toolbox = Toolbox(registry, config)
     if assessor is None:
-        assessor = partial(assess, full_resolution_side=config.full_resolution_side)
+        # NIQE's parameters are found in the same weights folder as the tools' weights
+        assessor = partial(assess, weights_dir=config.weights_dir, full_resolution_side=config.full_resolution_side)
     nodes = Nodes(config, toolbox, brain or OfflinePolicy(), assessor)
 
     builder = StateGraph(State, input_schema=RestoreInput)

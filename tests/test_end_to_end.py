@@ -138,6 +138,13 @@ def test_cli_assess_prints_json(mixtures, tmp_path):
     assert "low_light" in report["present"] and "jpeg" in report["present"]
 
 
+def test_cli_assess_adds_niqe_from_the_weights_folder(mixtures, tmp_path, weights_dir):
+    _, path = mixtures["chelsea"]
+    res = _cli("assess", str(path), "--weights-dir", str(weights_dir), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["measures"]["niqe"] > 0
+
+
 def test_alpha_and_first_frame_survive_the_whole_pipeline(tmp_path, clean_images):
     """RGBA in → RGB restored, alpha written back unchanged; an animated file → first frame, said so."""
     noisy = dark_noise_jpeg(clean_images["coffee"], seed=3)

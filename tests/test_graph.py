@@ -341,3 +341,11 @@ def test_judge_weighs_revealed_degradations_against_the_gain():
     assert not judge("noise", before, after(0.6, noise=0.1, motion_blur=0.25), 0.7, 0.03)[0]
     # a user's request is kept as long as the tool ran
     assert judge("noise", before, after(0.6, noise=0.7, motion_blur=0.9), 0.7, 0.03, requested=True)[0]
+
+
+def test_observe_reads_niqe_from_the_configured_weights_folder(tmp_path, noisy_png, weights_dir):
+    # `--weights-dir` reaches the assessor: each observation carries NIQE beside the severities
+    graph = build_graph(Configuration(work_dir=tmp_path / "runs", weights_dir=weights_dir), registry=_registry())
+    state = graph.invoke({"image": str(noisy_png)})
+    assert state["steps"] and state["steps"][0]["accepted"]
+    assert state["assessment"]["measures"]["niqe"] > 0

@@ -72,6 +72,7 @@ def _dct_matrix(n: int = 8) -> np.ndarray:
 
 
 _DCT = _dct_matrix()
+_ONE = np.ones(1, np.float32)  # the identity kernel of a one-directional separable pass
 
 
 def _rgb_to_ycc(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -81,6 +82,12 @@ def _rgb_to_ycc(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     cb = -0.168736 * r - 0.331264 * g + 0.5 * b
     cr = 0.5 * r - 0.418688 * g - 0.081312 * b
     return y, cb, cr
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """The Y of :func:`_rgb_to_ycc` alone."""
+    r, g, b = (rgb[..., k].astype(np.float32) for k in range(3))
+    return 0.299 * r + 0.587 * g + 0.114 * b
 
 
 def _ycc_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
@@ -116,16 +123,19 @@ def estimate_jpeg_quality(rgb: np.ndarray, max_side: int = 512) -> int | None:
     if min(h, w) < 32:
         return None
     cy, cx = max((h - max_side) // 2, 0), max((w - max_side) // 2, 0)
-    y = _rgb_to_ycc(rgb[cy : cy + max_side, cx : cx + max_side])[0] * 255.0 - 128.0
+    y = _luma(rgb[cy : cy + max_side, cx : cx + max_side]) * 255.0 - 128.0
     # Grid offset (relative to the crop): on the encoder's grid most high-frequency
     # coefficients were quantised to zero and stay within rounding error of it.
     # The high-frequency DCT coefficients of the 8×8 block at every pixel position (separable
-    # filters), then read on each of the 64 candidate grids.
+    # filters: each horizontal pass serves five vertical ones), then read on each of the 64
+    # candidate grids. Every position a grid reads has its whole block inside the image.
     hh, ww = y.shape
-    small = [np.abs(cv2.sepFilter2D(y, cv2.CV_32F, _DCT[v], _DCT[u], anchor=(0, 0),
-                                    borderType=cv2.BORDER_CONSTANT)) < 1.0
-             for u in range(3, 8) for v in range(3, 8)]
-    zeros = np.mean(small, axis=0)  # per position: share of the 25 coefficients near zero
+    zeros = np.zeros((hh, ww), np.uint8)  # per position: how many of the 25 coefficients are near zero
+    for v in range(3, 8):
+        rows = cv2.sepFilter2D(y, cv2.CV_32F, _DCT[v], _ONE, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
+        for u in range(3, 8):
+            coeff = cv2.sepFilter2D(rows, cv2.CV_32F, _ONE, _DCT[u], anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
+            zeros += np.abs(coeff) < 1.0
     zero_frac = np.zeros((8, 8))
     for oy in range(8):
         for ox in range(8):

@@ -364,7 +364,8 @@ DESIGN = """## Design
 * **Fallback**: without a usable checkpoint `assess` uses the rule-based `heuristic-v1` (noise σ,
   blockiness, luminance; other types 0) and its `assessor` field says so.
 * **NIQE** (`tools/assess.py::niqe`, our implementation) is added to `measures` when the pristine
-  parameters (`niqe_pris_params`) resolve through `RESTOREAGENT_WEIGHTS_DIR`.
+  parameters (`niqe_pris_params`) resolve through the weights folder (`--weights-dir`,
+  `Configuration.weights_dir` in the graph, or `RESTOREAGENT_WEIGHTS_DIR`).
 * **Haze at scene scale**: a photo with a short side over 256 px is read a second time, scaled down to
   256 px (8 more crops, in the same batch), and haze takes the larger of the two readings
   (`tools/assess.py::SCENE_SCALE`): a 96-px crop of a large photo sees too little of the scene. On the
