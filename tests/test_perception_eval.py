@@ -21,6 +21,9 @@ def test_evaluation_writes_the_perception_report(shared_dir, tmp_path):
         assert heading in doc, heading
     f1 = float(re.search(r"\| macro-F1, 16 MiO combos × 2 eval images \| ≥ 0.95 \| ([0-9.]+) \|", doc).group(1))
     assert 0.0 <= f1 <= 1.0
+    # what one observation of the graph costs (NIQE's parameters are in the shared weights)
+    for side in (256, 512):
+        assert re.search(rf"\| ms per {side}×{side} image, full `assess` with NIQE .* \| — \| \d+ \|", doc), side
     # every real folder is listed with its detection count out of the two photos read
     for folder in ("noisy_rni15", "lowlight_dicm", "hazy", "jpeg", "lowres_realsrset"):
         assert re.search(rf"\| {folder} \| [a-z_]+ \| 2 \| [012] \|", doc), folder
