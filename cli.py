@@ -101,7 +101,8 @@ def _progress_printer(every: float = 5.0) -> Callable[[dict], None]:
         kind = e.get("event")
         if kind == "assessed":
             degr = ", ".join(f"{k} {v:.2f}" for k, v in e["degradations"].items())
-            err.print(f"assessed: {degr} (quality {e['quality']:.3f})", highlight=False)
+            niqe = f", NIQE {e['niqe']:.2f}" if e.get("niqe") is not None else ""
+            err.print(f"assessed: {degr} (quality {e['quality']:.3f}{niqe})", highlight=False)
         elif kind == "tool_start":
             last_line["at"] = time.monotonic()
             err.print(f"step {e['step']}: {e['tool']} …", highlight=False)
@@ -111,7 +112,9 @@ def _progress_printer(every: float = 5.0) -> Callable[[dict], None]:
                 err.print(f"step {e['step']}: {e['tool']} {e['tiles_done']}/{e['tiles']} tiles", highlight=False)
         elif kind == "observed":
             mark = "[green]accepted[/]" if e["accepted"] else "[red]rolled back[/]"
-            err.print(f"step {e['step']}: {e['tool']} {mark}: {escape(e['reason'])}", highlight=False)
+            niqe = (f"; NIQE {e['niqe_before']:.2f} → {e['niqe_after']:.2f}"
+                    if e.get("niqe_before") is not None and e.get("niqe_after") is not None else "")
+            err.print(f"step {e['step']}: {e['tool']} {mark}: {escape(e['reason'])}{niqe}", highlight=False)
         elif kind == "finished":
             err.print(f"done ({e['reason']})", highlight=False)
 

@@ -107,7 +107,8 @@ class Nodes:
         report = apply_low_light_rule(report, trust)
         observing = time.perf_counter() - t0
         get_stream_writer()(
-            {"event": "assessed", "image_id": original, "degradations": report.degradations, "quality": report.quality}
+            {"event": "assessed", "image_id": original, "degradations": report.degradations, "quality": report.quality,
+             "niqe": report.measures.get("niqe")}
         )
         return {
             "run_dir": str(run_dir),
@@ -365,6 +366,7 @@ class Nodes:
             input_id=state["current_id"],
             output_id=call.get("output_id"),
             quality_before=before_q,
+            niqe_before=(state.get("assessment") or {}).get("measures", {}).get("niqe"),
             seconds=call.get("seconds", 0.0),
             turn=state.get("turn", 1),
             requested=bool(call.get("requested")),
@@ -390,7 +392,8 @@ class Nodes:
                     task, state["degradations"], after, before_q, self.config.accept_tolerance,
                     requested=bool(call.get("requested")),
                 )
-            step.update(quality_after=after.quality, degradations_after=after.degradations)
+            step.update(quality_after=after.quality, niqe_after=after.measures.get("niqe"),
+                        degradations_after=after.degradations)
             if accepted:
                 update.update(
                     current_id=call["output_id"],
@@ -410,6 +413,8 @@ class Nodes:
                 "reason": reason,
                 "quality_before": record["quality_before"],
                 "quality_after": record["quality_after"],
+                "niqe_before": record["niqe_before"],
+                "niqe_after": record["niqe_after"],
             }
         )
         update["steps"] = [record]

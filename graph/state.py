@@ -47,6 +47,9 @@ class Step(BaseModel):
     requested: bool = False
     quality_before: float
     quality_after: float | None = None
+    #: NIQE (lower is better) before and after, where its parameters were found (``weights_dir``)
+    niqe_before: float | None = None
+    niqe_after: float | None = None
     degradations_after: dict[str, float] = Field(default_factory=dict)
     seconds: float
 

@@ -349,3 +349,5 @@ def test_observe_reads_niqe_from_the_configured_weights_folder(tmp_path, noisy_p
     state = graph.invoke({"image": str(noisy_png)})
     assert state["steps"] and state["steps"][0]["accepted"]
     assert state["assessment"]["measures"]["niqe"] > 0
+    first = state["steps"][0]  # each step records NIQE before and after (the CLI prints both)
+    assert first["niqe_before"] > 0 and first["niqe_after"] == state["assessment"]["measures"]["niqe"]
