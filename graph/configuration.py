@@ -54,6 +54,13 @@ class Configuration(BaseModel):
     accept_tolerance: float = Field(
         default=0.03, ge=0, le=1, description="Rises of other degradations up to this are ignored by the observe node (assessment noise)."
     )
+    niqe_rise_limit: float | None = Field(
+        default=None, ge=0, description="The observe node rolls back a step that raised NIQE by more than this "
+        "(where NIQE is read: its parameters in weights_dir); None (default): NIQE is observed, not judged "
+        "(env RESTOREAGENT_NIQE_RISE_LIMIT). "
+        "`python -m restoreagent.graph.planning.niqe_study` measures the effect: small gains on the train split, "
+        "losses on the held-out benchmark (docs/BENCHMARKS.md)."
+    )
 
     @classmethod
     def from_env(cls, **overrides) -> "Configuration":
@@ -68,5 +75,7 @@ class Configuration(BaseModel):
             values["device"] = os.environ["RESTOREAGENT_DEVICE"]
         if os.environ.get("RESTOREAGENT_FULL_RESOLUTION_SIDE"):
             values["full_resolution_side"] = int(os.environ["RESTOREAGENT_FULL_RESOLUTION_SIDE"])
+        if os.environ.get("RESTOREAGENT_NIQE_RISE_LIMIT"):
+            values["niqe_rise_limit"] = float(os.environ["RESTOREAGENT_NIQE_RISE_LIMIT"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -44,10 +44,11 @@ Assessor = Callable[[np.ndarray], Assessment]
 
 def judge(
     task: str, before: dict[str, float], after: Assessment, quality_before: float, tolerance: float,
-    requested: bool = False,
+    requested: bool = False, niqe_before: float | None = None, niqe_rise_limit: float | None = None,
 ) -> tuple[bool, str]:
     """Accept a step only if it reduced its target by more than it raised the others, and did
-    not lower the quality score.
+    not lower the quality score (nor, given ``niqe_rise_limit``, raise NIQE by more than that:
+    off by default, measured to lose on the held-out benchmark).
 
     Other degradations count when they are present afterwards and rose by more than
     ``tolerance``; their rises are summed against the target's drop. (Removing noise or
@@ -67,6 +68,10 @@ def judge(
     if sum(s - p for p, s in worse.values()) > max(b - a, 0.0):
         name, (prev, sev) = max(worse.items(), key=lambda kv: kv[1][1] - kv[1][0])
         return False, f"made {name} worse ({prev:.2f} → {sev:.2f}) by more than it reduced {task}"
+    if niqe_rise_limit is not None and niqe_before is not None:
+        niqe_after = after.measures.get("niqe")
+        if niqe_after is not None and niqe_after > niqe_before + niqe_rise_limit:
+            return False, f"NIQE rose ({niqe_before:.2f} → {niqe_after:.2f})"
     if after.quality < quality_before - 1e-3:
         return False, f"overall quality fell ({quality_before:.3f} → {after.quality:.3f})"
     return True, f"{task} {b:.2f} → {a:.2f}; quality {quality_before:.3f} → {after.quality:.3f}"
@@ -390,7 +395,8 @@ class Nodes:
             else:
                 accepted, reason = judge(
                     task, state["degradations"], after, before_q, self.config.accept_tolerance,
-                    requested=bool(call.get("requested")),
+                    requested=bool(call.get("requested")), niqe_before=step["niqe_before"],
+                    niqe_rise_limit=self.config.niqe_rise_limit,
                 )
             step.update(quality_after=after.quality, niqe_after=after.measures.get("niqe"),
                         degradations_after=after.degradations)

@@ -343,6 +343,25 @@ def test_judge_weighs_revealed_degradations_against_the_gain():
     assert judge("noise", before, after(0.6, noise=0.7, motion_blur=0.9), 0.7, 0.03, requested=True)[0]
 
 
+def test_judge_rolls_back_a_step_that_raised_niqe_beyond_the_limit():
+    from types import SimpleNamespace
+
+    from restoreagent.graph.nodes import judge
+
+    before = {"noise": 0.7}
+    step = SimpleNamespace(degradations={"noise": 0.1}, quality=0.9, measures={"niqe": 6.5})
+    ok, why = judge("noise", before, step, 0.7, 0.03, niqe_before=5.0, niqe_rise_limit=1.0)
+    assert not ok and why == "NIQE rose (5.00 → 6.50)"
+    assert judge("noise", before, step, 0.7, 0.03, niqe_before=5.0, niqe_rise_limit=2.0)[0]
+    # without a limit, or where NIQE was not read (a photo too small for it), NIQE is not judged
+    assert judge("noise", before, step, 0.7, 0.03, niqe_before=5.0)[0]
+    assert judge("noise", before, step, 0.7, 0.03, niqe_before=None, niqe_rise_limit=1.0)[0]
+    unread = SimpleNamespace(degradations={"noise": 0.1}, quality=0.9, measures={})
+    assert judge("noise", before, unread, 0.7, 0.03, niqe_before=5.0, niqe_rise_limit=1.0)[0]
+    # a user's request is kept whatever NIQE says
+    assert judge("noise", before, step, 0.7, 0.03, requested=True, niqe_before=5.0, niqe_rise_limit=1.0)[0]
+
+
 def test_observe_reads_niqe_from_the_configured_weights_folder(tmp_path, noisy_png, weights_dir):
     # `--weights-dir` reaches the assessor: each observation carries NIQE beside the severities
     graph = build_graph(Configuration(work_dir=tmp_path / "runs", weights_dir=weights_dir), registry=_registry())

@@ -377,7 +377,9 @@ DESIGN = """## Design
   blockiness, luminance; other types 0) and its `assessor` field says so.
 * **NIQE** (`tools/assess.py::niqe`, our implementation) is added to `measures` when the pristine
   parameters (`niqe_pris_params`) resolve through the weights folder (`--weights-dir`,
-  `Configuration.weights_dir` in the graph, or `RESTOREAGENT_WEIGHTS_DIR`).
+  `Configuration.weights_dir` in the graph, or `RESTOREAGENT_WEIGHTS_DIR`). The observe node records it
+  before and after each step; it does not judge with it (rolling back steps that raised NIQE lost
+  0.02–0.53 dB per held-out set: docs/BENCHMARKS.md, "NIQE in the verdict").
 * **Timings** vary with the machine and its load: the same network read 12 ms per 512² image on
   2026-11-27 and 36 ms on 2026-11-28, on a slower shared 2-core machine (full `assess` without NIQE:
   14 and 34 ms). Per assessment the calling thread computes the signal measures while one worker runs the
