@@ -75,19 +75,18 @@ _DCT = _dct_matrix()
 _ONE = np.ones(1, np.float32)  # the identity kernel of a one-directional separable pass
 
 
-def _rgb_to_ycc(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """JFIF (full-range BT.601) YCbCr, the space the JPEG codec works in."""
-    r, g, b = (rgb[..., k].astype(np.float32) for k in range(3))
-    y = 0.299 * r + 0.587 * g + 0.114 * b
-    cb = -0.168736 * r - 0.331264 * g + 0.5 * b
-    cr = 0.5 * r - 0.418688 * g - 0.081312 * b
-    return y, cb, cr
-
-
 def _luma(rgb: np.ndarray) -> np.ndarray:
     """The Y of :func:`_rgb_to_ycc` alone."""
     r, g, b = (rgb[..., k].astype(np.float32) for k in range(3))
     return 0.299 * r + 0.587 * g + 0.114 * b
+
+
+def _rgb_to_ycc(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """JFIF (full-range BT.601) YCbCr, the space the JPEG codec works in."""
+    r, g, b = (rgb[..., k].astype(np.float32) for k in range(3))
+    cb = -0.168736 * r - 0.331264 * g + 0.5 * b
+    cr = 0.5 * r - 0.418688 * g - 0.081312 * b
+    return _luma(rgb), cb, cr
 
 
 def _ycc_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
