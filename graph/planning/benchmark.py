@@ -62,16 +62,21 @@ def make_cases(images: Path, limit: int, crop: int, seed: int) -> list[Case]:
     files = sorted(p for p in Path(images).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise FileNotFoundError(f"no images in {images}")
+    return synthesize_cases([(p.stem, load_rgb(p)) for p in files[:limit]], limit, crop, seed)
+
+
+def synthesize_cases(images: list[tuple[str, np.ndarray]], limit: int, crop: int, seed: int) -> list[Case]:
+    """``limit`` MiO cases from (name, clean image) pairs: the combinations cycle over the images."""
     cases = []
     for i in range(limit):
         group, combo = COMBOS[i % len(COMBOS)]
-        path = files[i % len(files)]
-        clean = center_crop(load_rgb(path), crop)
+        name, rgb = images[i % len(images)]
+        clean = center_crop(rgb, crop)
         degraded, _ = degrade(clean, combo, seed=seed * 100_000 + i)
         # 8-bit, as saved for the agent: every planner gets the same input (dehazing, say, stretches
         # the contrast enough that float and 8-bit inputs differ by up to 0.6 dB afterwards)
         degraded = to_uint8(degraded).astype(np.float32) / 255.0
-        cases.append(Case(f"{i:03d}_{path.stem}_{'+'.join(combo)}", group, combo, clean, degraded))
+        cases.append(Case(f"{i:03d}_{name}_{'+'.join(combo)}", group, combo, clean, degraded))
     return cases
 
 

@@ -3,7 +3,8 @@
 The graph observes NIQE after every step (``measures["niqe"]``, and ``Step.niqe_before`` /
 ``niqe_after``), but its verdict (:func:`restoreagent.graph.nodes.judge`) reads the residual
 severities and the quality score only. This runs the default agent on MiO cases made from the train
-split's images (a 256² centre crop each, the 16 combinations cycling), scores every accepted step
+split's images (a 256² centre crop each, the 16 combinations cycling, as in
+:func:`~restoreagent.graph.planning.benchmark.synthesize_cases`), scores every accepted step
 against the ground truth, and prints, for the rule "roll back a step that raised NIQE by more than
 t", how many harmful (< −0.3 dB) and helpful (> +0.3 dB) steps it would have rolled back, and the
 PSNR change those steps made (first order: the later steps are taken as they were); then the agent's
@@ -26,9 +27,8 @@ import numpy as np
 from ...tools.datasets import default_clean_dir, load_rgb, split_files
 from ...tools.imageio import save_png
 from ...tools.metrics import psnr
-from ...tools.synthesis import MIO_COMBOS, degrade
-from ...tools.toolbench import center_crop
 from ..store import ArtifactStore
+from .benchmark import synthesize_cases
 from .oracle import match_size
 
 CROP = 256
@@ -49,14 +49,10 @@ def run_cases(clean_dir: Path, weights_dir: Path | None, limit: int | None, work
     config = Configuration.from_env(weights_dir=weights_dir, work_dir=work / "runs",
                                     full_resolution_side=CROP)  # the protocol's full resolution
     toolbox = Toolbox(default_registry, config)
-    files = [p for p in split_files("train", clean_dir) if min(load_rgb(p).shape[:2]) >= CROP][:limit]
-    cases = []
-    for i, path in enumerate(files):
-        combo = MIO_COMBOS[i % len(MIO_COMBOS)]
-        clean = center_crop(load_rgb(path), CROP)
-        degraded, _ = degrade(clean, combo, seed=i)
-        photo = save_png(degraded, work / f"{i:03d}.png", overwrite=True)  # 8-bit, as a photo
-        cases.append((f"{path.stem} {'+'.join(combo)}", clean, photo))
+    images = [(p.stem, rgb) for p in split_files("train", clean_dir) if min((rgb := load_rgb(p)).shape[:2]) >= CROP]
+    images = images[:limit]
+    cases = [(case.id, case.clean, save_png(case.degraded, work / f"{case.id}.png"))
+             for case in synthesize_cases(images, len(images), CROP, seed=0)]
     out: dict[float | None, list[dict]] = {}
     for limit_ in limits:
         graph = build_graph(config.model_copy(update={"niqe_rise_limit": limit_}), toolbox=toolbox)

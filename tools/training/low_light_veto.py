@@ -57,5 +57,6 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{len(images)} train images, {len(COMBOS)} combinations and clean")
     print(fit_veto(veto_cases(images, A.load_learned())))
 
+
 if __name__ == "__main__":
     main()
