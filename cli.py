@@ -622,6 +622,11 @@ def bench_memory(
     out.print(f"{side_w}×{side_h} ({side_w * side_h / 1e6:.1f} MP): pipeline "
               f"{' → '.join(s.tool for s in result.accepted_steps)}; {wall:.1f} s; peak RSS {peak:.0f} MiB "
               f"(before the run {rss_before:.0f} MiB)", highlight=False)
+    tools = sum(s.seconds for s in result.steps)
+    agent = result.planning_seconds + result.observing_seconds
+    out.print(f"where the time went: tool steps {tools:.1f} s (each with reading its input from the artifact "
+              f"store and storing its output), assessing and planning {agent:.1f} s, the rest "
+              f"{wall - tools - agent:.1f} s (reading the photo, storing it, writing the result)", highlight=False)
 
 
 def main() -> None:

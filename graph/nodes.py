@@ -36,7 +36,7 @@ from .brains.offline import OfflinePolicy
 from .configuration import Configuration
 from .conversation import REVERT, RevertArgs, active_flags, known_images, revert_tool
 from .state import RestoreInput, State, Step
-from .store import ArtifactStore, UnknownImageId
+from .store import OpenStores, UnknownImageId
 from .toolbox import Toolbox
 
 Assessor = Callable[[np.ndarray], Assessment]
@@ -89,6 +89,7 @@ class Nodes:
         # A multimodal brain sees the current image; the offline policy needs only numbers.
         self.send_image = not isinstance(brain, OfflinePolicy)
         self.assessor = assessor
+        self.stores = OpenStores()
 
     # -- perceive ---------------------------------------------------------------
     def perceive(self, state: State) -> dict[str, Any]:
@@ -101,7 +102,7 @@ class Nodes:
             raise FileExistsError(f"{request.output} exists; pass overwrite=True (CLI: --overwrite) to replace it")
         loaded = load_image(request.image, self.config.max_pixels)
         run_dir = Path(self.config.work_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
-        store = ArtifactStore(run_dir)
+        store = self.stores(run_dir)
         original = store.put(loaded.rgb)
         alpha_id = store.put(np.repeat(loaded.alpha[..., None], 3, axis=2)) if loaded.alpha is not None else None
         t0 = time.perf_counter()
@@ -197,7 +198,7 @@ class Nodes:
         """The current image as a standard content block, built now and never stored in state."""
         from PIL import Image
 
-        rgb = ArtifactStore(state["run_dir"]).get(state["current_id"])
+        rgb = self.stores(state["run_dir"]).get(state["current_id"])
         image = Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8))
         image.thumbnail((self.config.brain_image_side, self.config.brain_image_side), Image.Resampling.LANCZOS)
         buffer = io.BytesIO()
@@ -328,7 +329,7 @@ class Nodes:
                 if args.image_id != state["current_id"]:
                     raise ToolError(f"image id {args.image_id!r} is not the current image {state['current_id']!r}")
                 run = self.toolbox.run(
-                    call["name"], args, ArtifactStore(state["run_dir"]), self.config.tool_timeout_s,
+                    call["name"], args, self.stores(state["run_dir"]), self.config.tool_timeout_s,
                     on_progress=lambda done, total: writer(
                         {"event": "tool_progress", "step": index, "tool": call["name"], "tiles_done": done,
                          "tiles": total}))
@@ -386,7 +387,7 @@ class Nodes:
             # step would put nothing on the lineage, and the brain would see the task as undone.
             accepted, reason = False, "the tool left the image unchanged"
         else:
-            output = ArtifactStore(state["run_dir"]).get(call["output_id"])
+            output = self.stores(state["run_dir"]).get(call["output_id"])
             after = apply_low_light_rule(self.assessor(crop_box(output, state.get("visible_box"))),
                                          bool(state.get("low_light_trust_network")))
             if call["name"] == REVERT:
@@ -429,7 +430,7 @@ class Nodes:
 
     # -- finish -------------------------------------------------------------------
     def finish(self, state: State) -> dict[str, Any]:
-        store = ArtifactStore(state["run_dir"])
+        store = self.stores(state["run_dir"])
         turn = state.get("turn", 1)
         default = Path(state["run_dir"]) / ("restored.png" if turn == 1 else f"restored-turn{turn}.png")
         out = Path(state.get("output") or default)
@@ -442,6 +443,7 @@ class Nodes:
 
                 alpha = cv2.resize(alpha, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
         save_png(rgb, out, overwrite=bool(state.get("overwrite")) or not state.get("output"), alpha=alpha)
+        self.stores.close(state["run_dir"])  # the turn is over: its images stay on disk only
         if not state.get("pending"):
             reason = "the brain is done"
         elif self._steps_left(state) <= 0:

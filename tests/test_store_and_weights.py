@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from restoreagent.graph.store import ArtifactStore, UnknownImageId
+from restoreagent.graph.store import ArtifactStore, OpenStores, UnknownImageId
 from restoreagent.tools.base import ToolUnavailable
 from restoreagent.tools.tiling import report_tiles, tiled
 from restoreagent.tools.weights import WeightsEntry, WeightsResolver, load_manifest
@@ -52,6 +52,37 @@ def test_store_is_safe_under_concurrent_writers(tmp_path):
     for i, im in zip(dict.fromkeys(ids), imgs):
         assert np.allclose(store.get(i), im, atol=1e-4)
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_store_keeps_its_latest_images_in_memory_exactly_as_stored(tmp_path):
+    rng = np.random.default_rng(2)
+    imgs = [rng.random((40, 30, 3), dtype=np.float32) for _ in range(3)]
+    store = ArtifactStore(tmp_path, keep=2)
+    ids = [store.put(im) for im in imgs]
+    for i in ids:  # bit-identical to reading the file
+        assert np.array_equal(store.get(i), ArtifactStore(tmp_path).get(i))
+    # ids[1] and ids[2] were read last: with their files spoiled, only they still read (from memory)
+    for i in ids:
+        (tmp_path / f"{i}.png").write_bytes(b"not a png")
+    with pytest.raises(UnknownImageId, match="unreadable"):
+        store.get(ids[0])
+    kept = store.get(ids[2])
+    kept[:] = 0  # a caller's changes never reach the store
+    assert np.abs(store.get(ids[2]) - imgs[2]).max() < 1e-4
+    with pytest.raises(UnknownImageId):
+        store.get("img-0123456789abcdef")  # unknown ids are still refused
+
+
+def test_open_stores_hold_one_store_per_run_until_it_is_closed(tmp_path):
+    stores = OpenStores(runs=2)
+    a = stores(tmp_path / "a")
+    assert stores(tmp_path / "a") is a
+    stores.close(tmp_path / "a")
+    again = stores(tmp_path / "a")
+    assert again is not a
+    b, c = stores(tmp_path / "b"), stores(tmp_path / "c")  # a third run lets the oldest go
+    assert stores(tmp_path / "b") is b and stores(tmp_path / "c") is c
+    assert stores(tmp_path / "a") is not again
 
 
 def test_tiled_matches_whole_image_for_pointwise_and_local_ops():
