@@ -34,6 +34,14 @@ class UnknownImageId(KeyError):
         return str(self.args[0])
 
 
+def _keep_latest(items: OrderedDict, key: str, value: object, limit: int) -> None:
+    """Set ``items[key]`` as the latest entry and drop the oldest beyond ``limit``."""
+    items[key] = value
+    items.move_to_end(key)
+    while len(items) > limit:
+        items.popitem(last=False)
+
+
 class ArtifactStore:
     """Images on disk under ``root``, addressed by content hash."""
 
@@ -48,10 +56,7 @@ class ArtifactStore:
     def _remember(self, image_id: str, q: np.ndarray) -> None:
         if self._keep:
             with self._lock:
-                self._recent[image_id] = q
-                self._recent.move_to_end(image_id)
-                while len(self._recent) > self._keep:
-                    self._recent.popitem(last=False)
+                _keep_latest(self._recent, image_id, q, self._keep)
 
     @staticmethod
     def _quantize(rgb: np.ndarray) -> np.ndarray:
@@ -113,12 +118,8 @@ class OpenStores:
     def __call__(self, run_dir: str | os.PathLike) -> ArtifactStore:
         key = str(run_dir)
         with self._lock:
-            store = self._stores.get(key)
-            if store is None:
-                store = self._stores[key] = ArtifactStore(key, keep=self._keep)
-            self._stores.move_to_end(key)
-            while len(self._stores) > self._runs:
-                self._stores.popitem(last=False)
+            store = self._stores.get(key) or ArtifactStore(key, keep=self._keep)
+            _keep_latest(self._stores, key, store, self._runs)
             return store
 
     def close(self, run_dir: str | os.PathLike) -> None:
