@@ -258,9 +258,34 @@ class CrashingTool(RestorationTool):
         raise IndexError("index 7 is out of bounds")
 
 
+class UnloadableTool(RestorationTool):
+    """Its library lacks an API it needs (as OpenCV 5.1 dropped readNetFromTensorflow)."""
+
+    spec = ToolSpec(
+        name="denoise_unloadable", task="noise", model="unloadable", license="MIT", commercial=True,
+        learned=True, cost=0.01, description="Fails to load (test only).",
+    )
+
+    def load(self):
+        raise AttributeError("module 'cv2.dnn' has no attribute 'readNetFromTensorflow'")
+
+    def process(self, image, args):
+        return image
+
+
+def test_a_tool_that_cannot_load_is_unavailable_with_one_line(tmp_path):
+    from restoreagent.tools.base import ToolContext, ToolUnavailable
+    from restoreagent.tools.weights import WeightsResolver
+
+    tool = UnloadableTool(ToolContext(weights=WeightsResolver(weights_dir=tmp_path, cache_dir=tmp_path)))
+    with pytest.raises(ToolUnavailable, match="denoise_unloadable cannot be loaded here: AttributeError: module 'cv2.dnn'"):
+        tool(np.zeros((8, 8, 3), np.float32), tool.Args(image_id="img-0000000000000000"))
+
+
 @pytest.mark.parametrize(
     "cls, message",
-    [(SlowTool, "timeout"), (WrongShapeTool, "shape"), (CrashingTool, "IndexError"), (BrokenTool, "NaN")],
+    [(SlowTool, "timeout"), (WrongShapeTool, "shape"), (CrashingTool, "IndexError"), (BrokenTool, "NaN"),
+     (UnloadableTool, "cannot be loaded here")],
 )
 def test_failing_tools_are_rolled_back_and_the_brain_moves_on(tmp_path, noisy_png, cls, message):
     import time

@@ -13,11 +13,13 @@ import dataclasses
 import cv2
 import numpy as np
 import pytest
+import torch
 from pydantic import ValidationError
 
 from restoreagent.tools.base import RestorationTool, ToolError, ToolUnavailable, check_output
 from restoreagent.tools.metrics import psnr
-from restoreagent.tools.nets.opencv_sr import add_blocksize_alias
+from restoreagent.tools.nets.fsrcnn import FSRCNN, load_fsrcnn
+from restoreagent.tools.nets.tf_graph import constant, read_graph
 from restoreagent.tools.registry import default_registry
 from restoreagent.tools.superres import (
     SRFSRCNN,
@@ -158,50 +160,84 @@ def test_resampling_helpers():
     np.testing.assert_allclose(upscale_lanczos(flat, 4), 0.25, atol=1e-5)
 
 
-# -- the OpenCV graph fix, on a hand-made GraphDef (no weights needed) ------------------------
+# -- the frozen-graph reader and our FSRCNN ---------------------------------------------------
 def _ld(field: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (payloads under 128 bytes)."""
     assert len(payload) < 128
     return bytes([(field << 3) | 2, len(payload)]) + payload
 
 
-def _node(name: str, op: str, attrs: dict[str, bytes]) -> bytes:
-    body = _ld(1, name.encode()) + _ld(2, op.encode())
+def _node(name: str, op: str, attrs: dict[str, bytes], inputs: tuple[str, ...] = ()) -> bytes:
+    body = _ld(1, name.encode()) + _ld(2, op.encode()) + b"".join(_ld(3, i.encode()) for i in inputs)
     for key, value in attrs.items():
         body += _ld(5, _ld(1, key.encode()) + _ld(2, value))
     return _ld(1, body)
 
 
-def test_blocksize_alias_added_only_to_depth_to_space():
-    int4 = bytes([3 << 3, 4])  # AttrValue{i: 4}
-    conv = _node("conv", "Conv2D", {"block_size": int4})
-    d2s = _node("d2s", "DepthToSpace", {"block_size": int4, "data_format": _ld(2, b"NHWC")})
-    graph = conv + d2s + bytes([4 << 3 | 2, 2, 8, 1])  # plus a 'versions' field, copied as is
-    patched, changed = add_blocksize_alias(graph)
-    assert changed == 1
-    assert patched.startswith(conv) and patched.endswith(bytes([4 << 3 | 2, 2, 8, 1]))
-    assert _ld(5, _ld(1, b"blocksize") + _ld(2, int4)) in patched
-    assert add_blocksize_alias(patched) == (patched, 0)  # idempotent
+def _tensor(shape: tuple[int, ...], content: bytes = b"", floats: bytes = b"") -> bytes:
+    """AttrValue{tensor: TensorProto{dtype: DT_FLOAT, tensor_shape, tensor_content | float_val}}."""
+    dims = b"".join(_ld(2, bytes([1 << 3, d])) for d in shape)
+    body = bytes([1 << 3, 1]) + _ld(2, dims) + (_ld(4, content) if content else b"") + (_ld(5, floats) if floats else b"")
+    return _ld(8, body)
 
 
-def test_opencv_graph_loads(weights_dir):
-    from restoreagent.tools.nets.opencv_sr import load_tf_sr_net
+def test_graph_reader_reads_constants_and_attributes():
+    values = np.arange(6, dtype="<f4")
+    graph = (
+        _node("w", "Const", {"value": _tensor((2, 3), content=values.tobytes())})
+        + _node("half", "Const", {"value": _tensor((2, 2), floats=np.float32(0.5).tobytes())})
+        + _node("d2s", "DepthToSpace", {"block_size": bytes([3 << 3, 4]), "data_format": _ld(2, b"NHWC")}, ("w",))
+        + bytes([4 << 3 | 2, 2, 8, 1])  # a 'versions' field: skipped
+    )
+    nodes = read_graph(graph)
+    assert set(nodes) == {"w", "half", "d2s"} and nodes["d2s"].inputs == ("w",)
+    np.testing.assert_array_equal(constant(nodes["w"]), values.reshape(2, 3))
+    np.testing.assert_array_equal(constant(nodes["half"]), np.full((2, 2), 0.5, np.float32))  # one value fills
+    assert nodes["d2s"].int_attr("block_size") == 4 and nodes["d2s"].str_attr("data_format") == "NHWC"
+    with pytest.raises(ValueError, match="not a Const"):
+        constant(nodes["d2s"])
+    with pytest.raises(ValueError, match="truncated"):
+        read_graph(graph[:-1])
+    with pytest.raises(ValueError, match="no nodes"):
+        read_graph(b"")
 
-    net = load_tf_sr_net(weights_dir / "superres_opencv" / "FSRCNN_x2.pb", scale=2)
-    y = net(np.full((10, 12), 0.5, np.float32))
-    assert y.shape == (20, 24)
-    assert abs(float(y[5:-5, 5:-5].mean()) - 0.5) < 0.02  # a flat input stays flat
+
+def test_fsrcnn_shuffle_follows_tensorflow_depth_to_space():
+    """TF: output (h·r+i, w·r+j) = input channel i·r+j (one output channel), as the graph computes it."""
+    r = 2
+    net = FSRCNN([(1, 1, 1), (1, 1, r * r)], scale=r)
+    with torch.no_grad():
+        net.convs[0].weight.fill_(1.0)
+        net.convs[0].bias.zero_()
+        net.convs[1].weight.copy_(torch.arange(1.0, r * r + 1).view(r * r, 1, 1, 1))
+    y = net(torch.ones(1, 1, 2, 3))[0, 0]
+    for i in range(r):
+        for j in range(r):
+            assert torch.all(y[i::r, j::r] == i * r + j + 1)
 
 
+def test_fsrcnn_loads_from_the_published_graph_and_beats_bicubic(weights_dir, clean_images):
+    net = load_fsrcnn(weights_dir / "superres_opencv" / "FSRCNN_x2.pb")
+    assert net.scale == 2 and [c.kernel_size[0] for c in net.convs] == [5, 1, 3, 3, 3, 3, 1, 1]
+    small = load_fsrcnn(weights_dir / "superres_opencv" / "FSRCNN-small_x2.pb")
+    assert [c.out_channels for c in small.convs] == [32, 5, 5, 32, 4]
+    with torch.no_grad():
+        flat = net(torch.full((1, 1, 10, 12), 0.5))[0, 0].numpy()
+    assert flat.shape == (20, 24) and abs(float(flat[5:-5, 5:-5].mean()) - 0.5) < 0.02  # flat stays flat
+    gains = []
+    for img in clean_images.values():
+        y = img[:192, :192] @ np.array([0.299, 0.587, 0.114], np.float32)
+        low = cv2.resize(y, (96, 96), interpolation=cv2.INTER_CUBIC)  # the degradation FSRCNN was trained on
+        with torch.no_grad():
+            up = net(torch.from_numpy(low)[None, None])[0, 0].clamp(0, 1).numpy()
+        gains.append(psnr(up, y) - psnr(np.clip(cv2.resize(low, (192, 192), interpolation=cv2.INTER_CUBIC), 0, 1), y))
+    assert np.mean(gains) > 0.5, gains  # misplaced weights give noise, far below bicubic
 
-def test_fallback_depth_to_space_layer_follows_tensorflow():
-    from restoreagent.tools.nets.opencv_sr import _DepthToSpace
 
-    r, c, h, w = 2, 3, 2, 3
-    x = np.arange(r * r * c * h * w, dtype=np.float32).reshape(1, r * r * c, h, w)
-    layer = _DepthToSpace({"block_size": r}, [])
-    assert layer.getMemoryShapes([list(x.shape)]) == [[1, c, h * r, w * r]]
-    (y,) = layer.forward([x])
-    for ch in range(c):
-        for i in range(r):
-            for j in range(r):  # TF: output (h·r+i, w·r+j, ch) = input (h, w, (i·r+j)·C + ch)
-                np.testing.assert_array_equal(y[0, ch, i::r, j::r], x[0, (i * r + j) * c + ch])
+def test_not_an_fsrcnn_graph_is_unavailable(tmp_path, weights_dir, tool_context):
+    bogus = tmp_path / "bogus.pb"
+    bogus.write_bytes(_node("x", "Placeholder", {}))
+    with pytest.raises(ValueError, match="not an FSRCNN graph"):
+        load_fsrcnn(bogus)
+    with pytest.raises(ToolUnavailable, match="not an FSRCNN graph"):
+        SRFSRCNN(tool_context).build({SRFSRCNN.WEIGHTS: bogus})

@@ -113,9 +113,16 @@ class RestorationTool(ABC):
         """Build the model; default: nothing to load."""
 
     def ensure_loaded(self) -> None:
+        """Load once; a failure other than a :class:`ToolError` becomes :class:`ToolUnavailable`
+        (a library without the API the tool needs, say), so callers see one line, not a crash."""
         with self._lock:
             if not self._loaded:
-                self.load()
+                try:
+                    self.load()
+                except ToolError:
+                    raise
+                except Exception as exc:
+                    raise ToolUnavailable(f"{self.spec.name} cannot be loaded here: {type(exc).__name__}: {exc}") from exc
                 self._loaded = True
 
     # -- execution ----------------------------------------------------------------

@@ -3,8 +3,9 @@
 Three tools, each for ×2 and ×4 (the default, matching the MiO degradation: a
 Pillow antialiased bicubic ×1/4 downscale, :func:`tools.synthesis.downscale`):
 
-* ``sr_fsrcnn``: FSRCNN ×2 (OpenCV ``dnn_superres`` weights, plain ``cv2.dnn``) on
-  the luma, chroma bicubic; ×4 = FSRCNN ×2 → Lanczos ×2; then an unsharp mask.
+* ``sr_fsrcnn``: FSRCNN ×2 (our PyTorch module, :mod:`tools.nets.fsrcnn`, with the weights
+  of OpenCV's ``dnn_superres`` graph) on the luma, chroma bicubic; ×4 = FSRCNN ×2 →
+  Lanczos ×2; then an unsharp mask.
   The best PSNR of the three on photographs.
 * ``sr_realesrgan_compact``: Real-ESRGAN compact (SRVGGNetCompact ×4, animevideo-v3
   weights, via spandrel). A GAN-trained network, robust to mildly noisy or
@@ -62,7 +63,7 @@ from PIL import Image
 from pydantic import Field
 
 from .base import RestorationTool, ToolArgs, ToolSpec, ToolUnavailable
-from .nets.opencv_sr import OpenCVSRNet, load_tf_sr_net
+from .nets.fsrcnn import load_fsrcnn
 from .registry import register
 from .tiling import tiled
 from .torch_tool import TorchTool
@@ -171,10 +172,10 @@ class _SRTool(RestorationTool):
         return int(args.scale)
 
 
-# --- FSRCNN (OpenCV dnn_superres) -------------------------------------------------------------
+# --- FSRCNN (OpenCV dnn_superres weights) ------------------------------------------------------
 @register
-class SRFSRCNN(_SRTool):
-    """FSRCNN ×2 on the luma with plain ``cv2.dnn``; ×4 adds a Lanczos ×2; then an unsharp mask."""
+class SRFSRCNN(TorchTool, _SRTool):
+    """FSRCNN ×2 on the luma; ×4 adds a Lanczos ×2; then an unsharp mask."""
 
     spec = ToolSpec(
         name="sr_fsrcnn",
@@ -197,16 +198,21 @@ class SRFSRCNN(_SRTool):
     #: Unsharp-mask amount per scale, tuned on the train split (×4 after Lanczos ×2).
     SHARPEN = {2: 0.75, 4: 1.0}
 
-    net: OpenCVSRNet
-
-    def load(self) -> None:
-        self.net = load_tf_sr_net(self.weight_paths()[self.WEIGHTS], scale=2)
-        if self.context.device.startswith("cuda"):
-            self.net.use_cuda_if_available()
+    def build(self, weights: dict[str, Path]) -> torch.nn.Module:
+        path = weights[self.WEIGHTS]
+        try:
+            net = load_fsrcnn(path)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ToolUnavailable(f"{path.name} is not an FSRCNN graph: {exc}") from None
+        if net.scale != 2:
+            raise ToolUnavailable(f"{path.name} is FSRCNN x{net.scale}, expected x2")
+        return net
 
     def _x2(self, patch: np.ndarray) -> np.ndarray:
         base = upscale_bicubic(patch, 2)  # gives the chroma
-        y = self.net(patch @ _LUMA_601)
+        luma = torch.from_numpy(np.ascontiguousarray(patch @ _LUMA_601))[None, None].to(self.device)
+        with torch.inference_mode():
+            y = self.net(luma)[0, 0].float().cpu().numpy()
         return base + (y - base @ _LUMA_601)[..., None]  # swap in the network's luma
 
     def process(self, image: np.ndarray, args: FSRCNNArgs) -> np.ndarray:  # type: ignore[override]

@@ -33,7 +33,7 @@ from typing import Any, Callable
 import numpy as np
 from pydantic import BaseModel, Field, field_validator
 
-from ...tools.base import DEGRADATIONS
+from ...tools.base import DEGRADATIONS, ToolError
 from ...tools.datasets import IMAGE_SUFFIXES, load_rgb
 from ...tools.files import atomic_write
 from ...tools.figures import contact_sheet
@@ -127,10 +127,14 @@ def _write_prepared(cases: list[Case], folder: Path) -> None:
 
 
 def _apply(pipeline: tuple[str, ...], image: np.ndarray, tools: dict) -> tuple[np.ndarray, float]:
+    """Run a baseline's pipeline; a step whose tool fails leaves the image as it was."""
     t0 = time.perf_counter()
     for name in pipeline:
         tool = tools[name]
-        image = tool(image, tool.Args(image_id="img-0000000000000000"))
+        try:
+            image = tool(image, tool.Args(image_id="img-0000000000000000"))
+        except ToolError:
+            continue
     return image, time.perf_counter() - t0
 
 
