@@ -203,7 +203,7 @@ class SRFSRCNN(TorchTool, _SRTool):
         try:
             net = load_fsrcnn(path)
         except (OSError, ValueError, KeyError) as exc:
-            raise ToolUnavailable(f"{path.name} is not an FSRCNN graph: {exc}") from None
+            raise ToolUnavailable(f"cannot read {path.name}: {exc}") from None
         if net.scale != 2:
             raise ToolUnavailable(f"{path.name} is FSRCNN x{net.scale}, expected x2")
         return net
