@@ -19,7 +19,7 @@ __all__ = ["TFNode", "read_graph", "constant"]
 # Field numbers of the messages read here (tensorflow/core/framework/*.proto).
 _GRAPH_NODE = 1  # GraphDef.node
 _NODE_NAME, _NODE_OP, _NODE_INPUT, _NODE_ATTR = 1, 2, 3, 5  # NodeDef
-_ATTR_S, _ATTR_I, _ATTR_F, _ATTR_TENSOR = 2, 3, 4, 8  # AttrValue
+_ATTR_S, _ATTR_I, _ATTR_TENSOR = 2, 3, 8  # AttrValue
 _TENSOR_DTYPE, _TENSOR_SHAPE, _TENSOR_CONTENT, _TENSOR_FLOAT_VAL = 1, 2, 4, 5  # TensorProto
 _SHAPE_DIM, _DIM_SIZE = 2, 1  # TensorShapeProto, TensorShapeProto.Dim
 _DT_FLOAT = 1
