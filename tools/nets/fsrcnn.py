@@ -79,8 +79,10 @@ def load_fsrcnn(path: Path | str) -> FSRCNN:
     for conv in convs:
         if conv.str_attr("padding") != "SAME":
             raise ValueError(f"{Path(path).name}: {conv.name} is not SAME-padded")
-    (shuffle,) = [node for node in nodes.values() if node.op == "DepthToSpace"]
-    scale = shuffle.int_attr("block_size")
+    shuffles = [node for node in nodes.values() if node.op == "DepthToSpace"]
+    if len(shuffles) != 1:
+        raise ValueError(f"{Path(path).name}: not an FSRCNN graph ({len(shuffles)} DepthToSpace nodes, expected 1)")
+    scale = shuffles[0].int_attr("block_size")
     filters = [constant(nodes[f"f{i}"]) for i in range(1, n + 1)]
     net = FSRCNN([(f.shape[0], f.shape[2], f.shape[3]) for f in filters], scale)
     with torch.no_grad():
