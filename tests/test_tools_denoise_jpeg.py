@@ -21,7 +21,7 @@ from restoreagent.tools.denoise import (
     DenoiseOIDN,
     estimate_sigma,
 )
-from restoreagent.tools.jpeg import JpegDeblock, JpegDnCNN3, estimate_jpeg_quality
+from restoreagent.tools.jpeg import JpegDeblock, JpegDnCNN3, estimate_jpeg_quality, saved_quality
 from restoreagent.tools.metrics import psnr
 from restoreagent.tools.synthesis import add_gaussian_noise, jpeg_compress
 
@@ -159,6 +159,18 @@ def test_estimate_jpeg_quality(clean_images, quality):
 
 def test_estimate_jpeg_quality_none_without_jpeg(clean_images):
     assert all(estimate_jpeg_quality(x) is None for x in clean_images.values())
+
+
+@pytest.mark.parametrize("quality", [5, 30, 75, 96])
+def test_saved_quality_reads_the_files_own_table(clean_images, tmp_path, quality):
+    from PIL import Image
+
+    x = next(iter(clean_images.values()))
+    path = tmp_path / "photo.jpg"
+    Image.fromarray((x * 255 + 0.5).astype(np.uint8)).save(path, quality=quality)
+    assert saved_quality(path) == quality
+    Image.fromarray((x * 255 + 0.5).astype(np.uint8)).save(tmp_path / "photo.png")
+    assert saved_quality(tmp_path / "photo.png") is None and saved_quality(tmp_path / "missing.jpg") is None
 
 
 # --- availability and argument checks -----------------------------------------------------------

@@ -37,7 +37,7 @@ from .registry import register
 from .tiling import tiled
 from .torch_tool import TorchTool
 
-__all__ = ["estimate_jpeg_quality", "JpegDnCNN3", "JpegDeblock"]
+__all__ = ["estimate_jpeg_quality", "saved_quality", "JpegDnCNN3", "JpegDeblock"]
 
 # Luminance quantisation table of the JPEG standard (ITU-T T.81 Annex K.1), which
 # libjpeg (Pillow, OpenCV, most software) scales by the quality setting.
@@ -61,6 +61,24 @@ def _quant_table(quality: int) -> np.ndarray:
     q = min(max(int(quality), 1), 100)
     scale = 5000 / q if q < 50 else 200 - 2 * q
     return np.clip(np.floor((_LUMA_TABLE * scale + 50) / 100), 1, 255).astype(np.float32)
+
+
+def saved_quality(path: str | Path) -> int | None:
+    """The quality a JPEG file was last saved with, read from its own luminance quantisation table:
+    the libjpeg quality whose scaled standard table is nearest (exact for files libjpeg wrote).
+    None for a file that is not a JPEG. Unlike :func:`estimate_jpeg_quality` it needs the file, not
+    the pixels, and it says nothing of compressions before the last one."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            tables = getattr(im, "quantization", None) if im.format == "JPEG" else None
+    except (OSError, UnidentifiedImageError):
+        return None
+    if not tables or 0 not in tables or len(tables[0]) != 64:
+        return None
+    luma = np.asarray(tables[0], np.float32).reshape(8, 8)  # Pillow gives natural (row-major) order
+    return min(range(1, 101), key=lambda q: float(np.abs(_quant_table(q) - luma).sum()))
 
 
 def _dct_matrix(n: int = 8) -> np.ndarray:
