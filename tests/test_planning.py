@@ -40,6 +40,16 @@ def test_oracle_shares_prefixes_and_finds_the_best(offline_context, clean_images
     assert best.psnr > result.input_psnr + 3
     with pytest.raises(KeyError):
         result.rank(("lowlight_gamma",))
+    # Inner nodes are scored too: the input and the four one-tool prefixes.
+    assert sorted(len(node.pipeline) for node in result.inner) == [0, 1, 1, 1, 1]
+    assert result.best_within(["noise", "low_light"]) == best
+    untouched = result.best_within([])
+    assert untouched.pipeline == () and untouched.psnr == result.input_psnr
+    noise_only = result.best_within(["noise", "haze"])  # a task outside the tree is ignored
+    assert [result.task_of[n] for n in noise_only.pipeline] == ["noise"]
+    assert untouched.score < noise_only.score < best.score
+    assert noise_only == max((n for n in result.inner if len(n.pipeline) == 1 and n.pipeline[0].startswith("denoise")),
+                             key=lambda n: n.score)
 
 
 def test_baselines_follow_their_rules():
@@ -64,6 +74,13 @@ def test_bench_command_writes_results_summary_and_picture(tmp_path, shared_dir):
         assert {"psnr", "ssim", "executions", "seconds", "pipeline"} <= set(case[planner])
     assert case["oracle"]["score"] >= max(case[p]["score"] for p in ("fixed", "random")) - 1e-9
     assert 0 <= case["agent"]["percentile"] <= 100
+    # The oracle on the degradations the agent found: between the input and the full oracle.
+    found = case["found"]
+    assert set(found["tasks"]) <= set(case["combo"])
+    assert case["input"]["score"] - 1e-4 <= found["score"] <= case["oracle"]["score"] + 1e-4
+    assert isinstance(case["agent"]["false_alarms_treated"], list)
+    summary = (tmp_path / "out/summary.md").read_text()
+    assert "oracle on found only" in summary and "| low_light+noise | 1 |" in summary
     assert 0 < case["agent"]["planning_observing"] < case["agent"]["overhead"] < 1
     assert "## Group A" in (tmp_path / "out/summary.md").read_text()
     assert (tmp_path / "out/contact.png").is_file()

@@ -55,10 +55,23 @@ class OracleResult:
     input_ssim: float
     best_output: np.ndarray | None = None
     failures: dict[Pipeline, str] = field(default_factory=dict)
+    #: Every inner node of the tree (partial pipelines; the input is the empty one), scored.
+    inner: list[Leaf] = field(default_factory=list)
+    #: The task of each tool that appears in the pipelines.
+    task_of: dict[str, str] = field(default_factory=dict)
 
     @property
     def best(self) -> Leaf:
         return max(self.leaves, key=lambda leaf: leaf.score)
+
+    def best_within(self, tasks: Sequence[str]) -> Leaf:
+        """The best pipeline that treats no task outside ``tasks``, in any order with any of their
+        tools, stopping anywhere (the input itself included): an upper bound for a planner that
+        treats only ``tasks``. Tasks the tree does not hold are ignored."""
+        allowed = set(tasks)
+        within = [node for node in (*self.inner, *self.leaves)
+                  if all(self.task_of[name] in allowed for name in node.pipeline)]
+        return max(within, key=lambda node: node.score)
 
     def rank(self, pipeline: Sequence[str]) -> int:
         """1-based rank of ``pipeline`` by combined score (1 = the best)."""
@@ -122,16 +135,22 @@ def run_oracle(
                     cache[prefix] = None
         return cache[prefix]
 
+    def scored(pipeline: Pipeline, out: np.ndarray) -> Leaf:
+        sized = match_size(out, clean.shape)
+        return Leaf(pipeline, psnr(sized, clean), ssim(sized, clean))
+
     leaves: list[Leaf] = []
     best_output, best_score = None, -np.inf
     for pipeline in enumerate_pipelines(tasks, tools_by_task):
         out = result(pipeline)
         if out is None:
             continue
-        sized = match_size(out, clean.shape)
-        leaf = Leaf(pipeline, psnr(sized, clean), ssim(sized, clean))
+        leaf = scored(pipeline, out)
         if leaf.score > best_score:
             best_output, best_score = out, leaf.score
         leaves.append(leaf)
-    base = match_size(degraded, clean.shape)
-    return OracleResult(leaves, runs, psnr(base, clean), ssim(base, clean), best_output, failures)
+    depth = len(tasks)
+    inner = [scored(prefix, out) for prefix, out in cache.items() if len(prefix) < depth and out is not None]
+    base = next(node for node in inner if not node.pipeline)
+    task_of = {name: task for task, names in tools_by_task.items() for name in names}
+    return OracleResult(leaves, runs, base.psnr, base.ssim, best_output, failures, inner, task_of)
