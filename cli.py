@@ -501,7 +501,9 @@ def bench(
     brain: Optional[str] = BrainOpt,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the results of an earlier run in --out."),
 ) -> None:
-    """Run planners on MiO-protocol cases and compare them with the exhaustive oracle."""
+    """Run planners on MiO-protocol cases and compare them with the exhaustive oracle.
+
+    With the agent and the oracle, the summary also gives the oracle restricted to the degradations the agent found ("oracle on found only") and splits the agent's loss into missed degradations, false alarms and planning, per combination."""
     from .graph.brains.factory import make_brain
     from .graph.graph import build_graph
     from .graph.planning.benchmark import PLANNERS, load_prepared, make_cases, run_benchmark
