@@ -151,6 +151,6 @@ def run_oracle(
         leaves.append(leaf)
     depth = len(tasks)
     inner = [scored(prefix, out) for prefix, out in cache.items() if len(prefix) < depth and out is not None]
-    base = next(node for node in inner if not node.pipeline)
+    base = match_size(degraded, clean.shape)
     task_of = {name: task for task, names in tools_by_task.items() for name in names}
-    return OracleResult(leaves, runs, base.psnr, base.ssim, best_output, failures, inner, task_of)
+    return OracleResult(leaves, runs, psnr(base, clean), ssim(base, clean), best_output, failures, inner, task_of)
