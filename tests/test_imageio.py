@@ -124,3 +124,15 @@ def test_save_png_never_overwrites_unasked(tmp_path, rgb8):
     save_png(rgb8 / 255.0, target, overwrite=True)
     assert Image.open(target).size == (64, 48)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_figures_are_saved_atomically_in_the_format_their_suffix_names(tmp_path, rgb8):
+    from restoreagent.tools.files import atomic_save_image
+
+    image = Image.fromarray(rgb8)
+    png = atomic_save_image(image, tmp_path / "sheet.png")
+    jpg = atomic_save_image(image, tmp_path / "sub" / "misses.JPG", quality=88)
+    assert Image.open(png).format == "PNG" and np.array_equal(np.asarray(Image.open(png)), rgb8)
+    assert Image.open(jpg).format == "JPEG"
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["misses.JPG", "sheet.png"]  # no temp left
+    assert png.stat().st_mode & 0o777 == 0o644

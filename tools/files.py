@@ -6,9 +6,12 @@ nothing) in place. Files get ordinary 0644 permissions, not mkstemp's 0600.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
+
+from PIL import Image
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str, overwrite: bool = True) -> Path:
@@ -27,3 +30,10 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, overwrite: bool = T
         if os.path.exists(tmp):
             os.unlink(tmp)
     return p
+
+
+def atomic_save_image(image: Image.Image, path: str | os.PathLike, **params) -> Path:
+    """Save a Pillow image atomically, in the format its suffix names (``params``: Pillow's save options)."""
+    buf = io.BytesIO()
+    image.save(buf, format=Image.registered_extensions()[Path(path).suffix.lower()], **params)
+    return atomic_write(path, buf.getvalue())

@@ -24,7 +24,6 @@
 from __future__ import annotations
 
 import argparse
-import io
 import itertools
 import json
 import time
@@ -40,7 +39,7 @@ from . import synthesis as syn
 from .assess import DEGRADATIONS, PRESENT, assess, checkpoint_path, load_learned
 from .datasets import IMAGE_SUFFIXES, load_rgb, split_files
 from .figures import contact_sheet, stack_rows
-from .files import atomic_write
+from .files import atomic_save_image, atomic_write
 from .imageio import load_image, visible_part
 from .jpeg import saved_quality
 from .training.assessor import degrade_with_targets, jpeg_severity
@@ -508,9 +507,7 @@ def main(argv: list[str] | None = None) -> None:
     calib = json.loads(sidecar.read_text()) if sidecar.is_file() else None
     figure = misses_figure(res.pop("examples"))
     if figure is not None:
-        buf = io.BytesIO()
-        figure.save(buf, format="JPEG", quality=88)
-        atomic_write(args.out.parent / FIGURE, buf.getvalue())
+        atomic_save_image(figure, args.out.parent / FIGURE, quality=88)
     atomic_write(args.out, render(res, calib, figure=FIGURE if figure is not None else None))
     print(f"wrote {args.out}" + (f" and {args.out.parent / FIGURE}" if figure is not None else ""))
 

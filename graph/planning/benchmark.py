@@ -39,7 +39,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from ...tools.base import DEGRADATIONS, ToolError
 from ...tools.datasets import IMAGE_SUFFIXES, load_rgb
-from ...tools.files import atomic_write
+from ...tools.files import atomic_save_image, atomic_write
 from ...tools.figures import contact_sheet
 from ...tools.imageio import load_image, save_png, to_uint8
 from ...tools.metrics import psnr, ssim
@@ -232,13 +232,12 @@ def run_benchmark(
             panels = (case.degraded, outputs["agent"], outputs["oracle"], case.clean)
             sheets.append((case.id, np.hstack([match_size(img, case.clean.shape) for img in panels])))
     report = {"cases": results, "planners": list(planners), "seed": seed}
-    (out_dir / "results.json").write_text(json.dumps(report, indent=1))
+    atomic_write(out_dir / "results.json", json.dumps(report, indent=1))
     write_markdown(summarize(results, planners), out_dir / "summary.md")
     if sheets:
         grid = np.vstack([s for _, s in sheets])
-        contact_sheet([("input | agent | oracle | ground truth", grid)], height=min(1600, 256 * len(sheets))).save(
-            out_dir / "contact.png"
-        )
+        atomic_save_image(contact_sheet([("input | agent | oracle | ground truth", grid)],
+                                        height=min(1600, 256 * len(sheets))), out_dir / "contact.png")
     return report
 
 

@@ -30,7 +30,7 @@ from PIL import Image
 from ...tools.assess import niqe, niqe_params
 from ...tools.datasets import IMAGE_SUFFIXES
 from ...tools.figures import contact_sheet, stack_rows
-from ...tools.files import atomic_write
+from ...tools.files import atomic_save_image, atomic_write
 from ...tools.imageio import load_image
 from ...tools.metrics import psnr, ssim
 from ...tools.perception_eval import REAL_SETS
@@ -115,7 +115,7 @@ def run_real(cases: list[RealCase], out_dir: Path, graph: Any, weights_dir: Path
     report = {"photos": rows, "niqe": params is not None}
     atomic_write(out_dir / "results.json", json.dumps(report, indent=1))
     write_markdown(summarize(rows), out_dir / "summary.md")
-    _contact(sheet_rows).save(out_dir / "contact.png")
+    atomic_save_image(_contact(sheet_rows), out_dir / "contact.png")
     return report
 
 
