@@ -265,12 +265,11 @@ def _loss_by_combination(rows: list[dict]) -> list[str]:
                 sum(r["oracle"]["psnr"] - r["found"]["psnr"] for r in rs),
                 sum(d for d, false in short if false), sum(d for d, false in short if not false))
 
-    for combo, rs in sorted(combos.items(), key=lambda kv: -sum(sums(kv[1])[1:])):
-        gain, missed, false, planning = sums(rs)
-        lines.append(f"| {combo} | {len(rs)} | {gain:+.2f} | {missed:.2f} | {false:.2f} | {planning:.2f} |")
-    gain, missed, false, planning = sums(rows)
-    lines += [f"| all | {len(rows)} | {gain:+.2f} | {missed:.2f} | {false:.2f} | {planning:.2f} |", ""]
-    return lines
+    table = [(combo, len(rs), sums(rs)) for combo, rs in combos.items()]
+    table.sort(key=lambda row: -sum(row[2][1:]))  # the largest loss first
+    for combo, n, (gain, missed, false, planning) in [*table, ("all", len(rows), sums(rows))]:
+        lines.append(f"| {combo} | {n} | {gain:+.2f} | {missed:.2f} | {false:.2f} | {planning:.2f} |")
+    return [*lines, ""]
 
 
 def summarize(results: list[dict], planners: tuple[str, ...]) -> str:
