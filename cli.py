@@ -535,6 +535,54 @@ def bench(
     out.print((out_dir / "summary.md").read_text(), highlight=False)
 
 
+@app.command("bench-harm")
+@user_errors
+def bench_harm(
+    out_dir: Path = typer.Option(..., "--out", help="Folder for results.json, summary.md and contact.png."),
+    split: str = typer.Option("test", "--split", help="Which images: test (report only) or calibration (docs/VERIFIER.md)."),
+    per_category: int = typer.Option(4, "--per-category", min=1, help="Photos per clean and single-degradation category (half that per MiO combination)."),
+    crop: int = typer.Option(256, "--crop", min=32, help="Centre-crop size of the synthetic cases."),
+    clean_dir: Optional[Path] = typer.Option(None, "--clean-dir", help="Folder of clean sets (default ../shared/data/clean)."),
+    pairs_dir: Optional[Path] = typer.Option(None, "--pairs", help="Real pairs with a ground truth (default ../shared/data/pairs; 'none' to skip)."),
+    baseline: bool = typer.Option(False, "--baseline", help="Also run the agent without the step verifier, on the same photos."),
+    weights_dir: Optional[Path] = WeightsOpt,
+    permissive_only: bool = PermissiveOpt,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the results of an earlier run in --out."),
+) -> None:
+    """Do no harm: per category (clean, each single degradation, MiO combinations, real pairs) the mean gain, the share of photos made worse and the worst photo."""
+    from .graph.graph import build_graph
+    from .graph.planning.harm import make_harm_cases, run_harm
+    from .graph.toolbox import Toolbox
+    from .tools import default_registry
+    from .tools.datasets import default_clean_dir
+
+    if split not in ("test", "calibration"):
+        raise CliError("--split: choose test or calibration")
+    _fresh_results_dir(out_dir, overwrite)
+    clean = clean_dir or default_clean_dir()
+    pairs = None if str(pairs_dir) == "none" else (pairs_dir or clean.parent / "pairs")
+    cases = make_harm_cases(clean, pairs, split, per_category, crop)
+    config = _config(weights_dir, None, None, permissive_only)
+    toolbox = Toolbox(default_registry, config)
+    _print_skipped(toolbox)
+
+    def variant(verify: bool):
+        graphs: dict[int, Any] = {}
+
+        def graph_for(side: int) -> Any:
+            if side not in graphs:
+                graphs[side] = build_graph(config.model_copy(update={"full_resolution_side": side, "verify_steps": verify}),
+                                           toolbox=toolbox)
+            return graphs[side]
+        return graph_for
+
+    graphs = {"agent": variant(True)}
+    if baseline:
+        graphs["agent without verifier"] = variant(False)
+    run_harm(cases, out_dir, graphs, progress=lambda m: err.print(m, highlight=False))
+    out.print((out_dir / "summary.md").read_text(), highlight=False)
+
+
 @app.command("bench-real")
 @user_errors
 def bench_real(

@@ -54,6 +54,11 @@ class Configuration(BaseModel):
     accept_tolerance: float = Field(
         default=0.03, ge=0, le=1, description="Rises of other degradations up to this are ignored by the observe node (assessment noise)."
     )
+    verify_steps: bool = Field(
+        default=True, description="The observe node keeps a step only when the learned verifier "
+        "(tools/verifier.py) predicts a real fidelity gain; off: the assessor's readings alone decide, as before "
+        "(env RESTOREAGENT_VERIFY=0)."
+    )
     niqe_rise_limit: float | None = Field(
         default=None, ge=0, description="The observe node rolls back a step that raised NIQE by more than this "
         "(where NIQE is read: its parameters in weights_dir); None (default): NIQE is observed, not judged "
@@ -77,5 +82,7 @@ class Configuration(BaseModel):
             values["full_resolution_side"] = int(os.environ["RESTOREAGENT_FULL_RESOLUTION_SIDE"])
         if os.environ.get("RESTOREAGENT_NIQE_RISE_LIMIT"):
             values["niqe_rise_limit"] = float(os.environ["RESTOREAGENT_NIQE_RISE_LIMIT"])
+        if os.environ.get("RESTOREAGENT_VERIFY"):
+            values["verify_steps"] = os.environ["RESTOREAGENT_VERIFY"] not in ("0", "false", "no")
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

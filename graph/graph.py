@@ -20,6 +20,7 @@ from langgraph.graph import END, START, StateGraph
 
 from ..tools.assess import assess
 from ..tools.registry import ToolRegistry
+from ..tools.verifier import Verifier, load_verifier
 from .brains.offline import OfflinePolicy
 from .configuration import Configuration
 from .nodes import Assessor, Nodes
@@ -36,6 +37,7 @@ def build_graph(
     checkpointer: Any = None,
     interrupt_before: list[str] | None = None,
     toolbox: Toolbox | None = None,
+    verifier: Verifier | None = None,
 ):
     """Build the restoration graph.
 
@@ -49,6 +51,8 @@ def build_graph(
             runs under ``langgraph dev`` and as a subgraph.
         interrupt_before: node names to pause before (e.g. ``["act"]``).
         toolbox: a ready :class:`Toolbox` to share loaded models between graphs.
+        verifier: the step verifier; default the shipped one (``checkpoints/verifier.pt``) when
+            ``config.verify_steps``, none otherwise.
 
     Returns:
         A compiled graph: ``graph.invoke({"image": "photo.jpg"})``.
@@ -63,7 +67,9 @@ def build_graph(
     if assessor is None:
         # NIQE's parameters are found in the same weights folder as the tools' weights
         assessor = partial(assess, weights_dir=config.weights_dir, full_resolution_side=config.full_resolution_side)
-    nodes = Nodes(config, toolbox, brain or OfflinePolicy(), assessor)
+    if verifier is None and config.verify_steps:
+        verifier = load_verifier()
+    nodes = Nodes(config, toolbox, brain or OfflinePolicy(), assessor, verifier)
 
     builder = StateGraph(State, input_schema=RestoreInput)
     builder.add_node("perceive", nodes.perceive)

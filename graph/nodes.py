@@ -32,6 +32,7 @@ from .. import prompts
 from ..tools.assess import PRESENT, Assessment, apply_low_light_rule, trusts_network_low_light
 from ..tools.base import ToolError
 from ..tools.imageio import crop_box, load_image, opaque_box, save_png
+from ..tools.verifier import Verifier
 from .brains.offline import OfflinePolicy
 from .configuration import Configuration
 from .conversation import REVERT, RevertArgs, active_flags, known_images, revert_tool
@@ -80,7 +81,8 @@ def judge(
 class Nodes:
     """The node functions, bound to one configuration, toolbox, brain and assessor."""
 
-    def __init__(self, config: Configuration, toolbox: Toolbox, brain: BaseChatModel, assessor: Assessor) -> None:
+    def __init__(self, config: Configuration, toolbox: Toolbox, brain: BaseChatModel, assessor: Assessor,
+                 verifier: Verifier | None = None) -> None:
         self.config = config
         self.toolbox = toolbox
         tools = [*toolbox.langchain_tools, revert_tool]
@@ -89,6 +91,7 @@ class Nodes:
         # A multimodal brain sees the current image; the offline policy needs only numbers.
         self.send_image = not isinstance(brain, OfflinePolicy)
         self.assessor = assessor
+        self.verifier = verifier
         self.stores = OpenStores()
 
     # -- perceive ---------------------------------------------------------------
@@ -399,6 +402,14 @@ class Nodes:
                     requested=bool(call.get("requested")), niqe_before=step["niqe_before"],
                     niqe_rise_limit=self.config.niqe_rise_limit,
                 )
+                if accepted and self.verifier is not None and not call.get("requested"):
+                    # The assessor proposed the step, so its readings going down are no evidence:
+                    # the verifier, trained on fidelity against ground truth, has the last word.
+                    before_rgb = self.stores(state["run_dir"]).get(state["current_id"])
+                    verdict = self.verifier(crop_box(before_rgb, state.get("visible_box")), crop_box(output, state.get("visible_box")),
+                                            task, state.get("assessment") or {}, after.model_dump())
+                    step["predicted_gain_db"] = round(verdict.gain_db, 3)
+                    accepted, reason = verdict.accept, f"{reason}; {verdict.reason}"
             step.update(quality_after=after.quality, niqe_after=after.measures.get("niqe"),
                         degradations_after=after.degradations)
             if accepted:

@@ -51,6 +51,8 @@ class Step(BaseModel):
     niqe_before: float | None = None
     niqe_after: float | None = None
     degradations_after: dict[str, float] = Field(default_factory=dict)
+    #: the verifier's predicted PSNR change of the step (dB), where it judged it
+    predicted_gain_db: float | None = None
     seconds: float
 
 
