@@ -120,7 +120,7 @@ def run_harm(cases: list[HarmCase], out_dir: Path, graphs: dict[str, Callable[[i
     return report
 
 
-def _category_rows(rows: list[dict], agent: str) -> list[tuple[str, list[dict]]]:
+def _category_rows(rows: list[dict]) -> list[tuple[str, list[dict]]]:
     cats: dict[str, list[dict]] = {}
     for r in rows:
         cats.setdefault(r["category"], []).append(r)
@@ -139,7 +139,7 @@ def summarize(rows: list[dict], agents: list[str]) -> str:
     for agent in agents:
         lines += [f"## {agent}", "", "| category | photos | mean gain (dB) | worse > 0.5 dB | worse > 1 dB | worst photo | executions |",
                   "|---|---|---|---|---|---|---|"]
-        for cat, members in _category_rows(rows, agent):
+        for cat, members in _category_rows(rows):
             g = np.array([r[agent]["gain"] for r in members])
             worst = min(members, key=lambda r: r[agent]["gain"])
             ex = np.mean([r[agent]["executions"] for r in members])

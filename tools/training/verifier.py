@@ -282,7 +282,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     from ..verifier import Verifier
 
     verifier = Verifier(out)
-    xc, yc = _arrays(load_samples(work, "calibration"))
+    calibration = load_samples(work, "calibration")
+    xc, yc = _arrays(calibration)
     mc, sc = verifier.predict(xc)
     score = mc - args.risk * sc
     # The margin is chosen on the calibration split only: the best utility over a grid.
@@ -290,7 +291,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     margin = float(max(grid, key=lambda t: utility(yc, score > t)))
     ckpt["margin"] = margin
     report = {"train_samples": len(ytr), "calibration_samples": len(yc), "margin_db": margin, "risk": args.risk,
-              "calibration": evaluate(yc, score > margin, load_samples(work, "calibration"), mc)}
+              "calibration": evaluate(yc, score > margin, calibration, mc)}
     if (work / "samples" / "test").is_dir():
         rows = load_samples(work, "test")
         xs, ys = _arrays(rows)
