@@ -391,8 +391,8 @@ class Nodes:
             accepted, reason = False, "the tool left the image unchanged"
         else:
             output = self.stores(state["run_dir"]).get(call["output_id"])
-            after = apply_low_light_rule(self.assessor(crop_box(output, state.get("visible_box"))),
-                                         bool(state.get("low_light_trust_network")))
+            visible = crop_box(output, state.get("visible_box"))
+            after = apply_low_light_rule(self.assessor(visible), bool(state.get("low_light_trust_network")))
             if call["name"] == REVERT:
                 note = call["args"].get("reason") or "asked to undo"
                 accepted, reason = True, f"back to {call['output_id']} ({note})"
@@ -406,7 +406,7 @@ class Nodes:
                     # The assessor proposed the step, so its readings going down are no evidence:
                     # the verifier, trained on fidelity against ground truth, has the last word.
                     before_rgb = self.stores(state["run_dir"]).get(state["current_id"])
-                    verdict = self.verifier(crop_box(before_rgb, state.get("visible_box")), crop_box(output, state.get("visible_box")),
+                    verdict = self.verifier(crop_box(before_rgb, state.get("visible_box")), visible,
                                             task, state.get("assessment") or {}, after.model_dump())
                     step["predicted_gain_db"] = round(verdict.gain_db, 3)
                     accepted, reason = verdict.accept, f"{reason}; {verdict.reason}"

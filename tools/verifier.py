@@ -26,7 +26,9 @@ from typing import Mapping
 import cv2
 import numpy as np
 
+from .assess import blockiness, luminance
 from .base import DEGRADATIONS
+from .denoise import estimate_sigma
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "verifier.pt"
 #: ΔPSNR targets are clipped to this (dB): a clean input's PSNR is infinite.
@@ -35,10 +37,6 @@ CLIP_DB = 10.0
 PSNR_CAP = 50.0
 #: Longest side the features are read at (cost stays flat on large photos).
 FEATURE_SIDE = 512
-
-
-def _luma(rgb: np.ndarray) -> np.ndarray:
-    return (0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]).astype(np.float32)
 
 
 def _fit(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -62,7 +60,7 @@ def _grad(y: np.ndarray) -> np.ndarray:
 
 
 def _image_stats(rgb: np.ndarray) -> list[float]:
-    y = _luma(rgb)
+    y = luminance(rgb)
     p1, p10, p50, p90, p99 = np.percentile(y, (1, 10, 50, 90, 99))
     sat = rgb.max(axis=2) - rgb.min(axis=2)
     g1 = float(_grad(y).mean())
@@ -75,7 +73,7 @@ def _image_stats(rgb: np.ndarray) -> list[float]:
 
 def _change_stats(before: np.ndarray, after: np.ndarray) -> list[float]:
     d = after - before
-    yb, ya = _luma(before), _luma(after)
+    yb, ya = luminance(before), luminance(after)
     r = yb - ya  # what the step removed (negative: added)
     r_low = cv2.GaussianBlur(r, (0, 0), 2.0)
     r_high = r - r_low
@@ -91,9 +89,6 @@ def _change_stats(before: np.ndarray, after: np.ndarray) -> list[float]:
 
 
 def _signal_measures(rgb: np.ndarray) -> list[float]:
-    from .assess import blockiness
-    from .denoise import estimate_sigma
-
     return [float(estimate_sigma(rgb)) * 255.0 / 50.0, float(blockiness(rgb)) - 1.0]
 
 
