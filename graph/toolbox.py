@@ -39,11 +39,12 @@ class Toolbox:
         from ..tools.torch_tool import resolve_device
 
         context = ToolContext(
-            weights=WeightsResolver(config.weights_dir, config.cache_dir, config.allow_download),
+            weights=WeightsResolver(config.weights_dir, config.cache_dir, config.allow_download, mirrors=config.mirrors),
             device=resolve_device(config.device),
             tile_size=config.tile_size,
             tile_overlap=config.tile_overlap,
         )
+        self.weights = context.weights
         tools, self.skipped = registry.instantiate(context, config.permissive_only)
         self.scores = load_scores()
         # Best measured gain first (docs/TOOLS.md); unmeasured tools after, learned before classical.

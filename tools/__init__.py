@@ -1,9 +1,9 @@
 """Typed restoration tools and their registry.
 
-Importing this package registers the built-in tools in ``default_registry``.
+``default_registry`` imports the built-in tools (and torch) the first time it is asked about them,
+so that importing this package, or a light module of it, stays fast.
 """
 
-from . import deblur, dehaze, denoise, derain, jpeg, lowlight, superres  # noqa: F401  (registration side effect)
 from .base import DEGRADATIONS, RestorationTool, ToolArgs, ToolContext, ToolError, ToolSpec, ToolUnavailable
 from .registry import ToolRegistry, default_registry, register
 

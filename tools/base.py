@@ -39,6 +39,10 @@ class ToolUnavailable(ToolError):
     """A tool cannot be used in this installation (missing weights, missing package)."""
 
 
+class WeightsMissing(ToolUnavailable):
+    """Weights that are not here yet and that ``restoreagent weights download`` can fetch."""
+
+
 class ToolArgs(BaseModel):
     """Arguments every restoration tool takes. Subclasses add typed parameters."""
 

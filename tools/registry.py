@@ -1,16 +1,22 @@
 """The tool registry: adding a model is one decorated class.
 
 ``@register`` adds a :class:`RestorationTool` subclass to the default registry
-at import time. A :class:`ToolRegistry` can be copied and extended (tests add a
+when its module is imported; the default registry imports the built-in tool modules the first
+time it is asked about its tools (so importing the package stays fast). A :class:`ToolRegistry` can be copied and extended (tests add a
 deliberately harmful tool that way) and is passed to ``build_graph``.
 """
 
 from __future__ import annotations
 
+import importlib
+import threading
 from dataclasses import dataclass
 from typing import Iterable
 
-from .base import RestorationTool, ToolContext, ToolUnavailable
+from .base import RestorationTool, ToolContext, ToolUnavailable, WeightsMissing
+
+BUILTIN_MODULES = tuple(f"restoreagent.tools.{m}" for m in
+                        ("deblur", "dehaze", "denoise", "derain", "jpeg", "lowlight", "superres"))
 
 
 @dataclass(frozen=True)
@@ -21,15 +27,26 @@ class ToolStatus:
     tool_class: type[RestorationTool]
     available: bool
     reason: str = ""
+    missing_weights: bool = False  # `restoreagent weights download` would make it available
 
 
 class ToolRegistry:
     """A name → tool-class mapping with availability checks."""
 
-    def __init__(self, classes: Iterable[type[RestorationTool]] = ()) -> None:
+    def __init__(self, classes: Iterable[type[RestorationTool]] = (), modules: Iterable[str] = ()) -> None:
+        """``modules``: imported on first use; their ``@register`` decorators add their tools."""
         self._classes: dict[str, type[RestorationTool]] = {}
+        self._modules = tuple(modules)
+        self._loading = threading.RLock()  # a second thread waits until every module has registered
         for cls in classes:
             self.register(cls)
+
+    def _load_modules(self) -> dict[str, type[RestorationTool]]:
+        with self._loading:
+            modules, self._modules = self._modules, ()
+            for name in modules:
+                importlib.import_module(name)
+        return self._classes
 
     def register(self, cls: type[RestorationTool]) -> type[RestorationTool]:
         """Add a tool class; usable as a class decorator."""
@@ -40,31 +57,31 @@ class ToolRegistry:
         return cls
 
     def copy(self) -> "ToolRegistry":
-        return ToolRegistry(self._classes.values())
+        return ToolRegistry(self._load_modules().values())
 
     def names(self) -> list[str]:
-        return list(self._classes)
+        return list(self._load_modules())
 
     def classes(self) -> list[type[RestorationTool]]:
-        return list(self._classes.values())
+        return list(self._load_modules().values())
 
     def __contains__(self, name: str) -> bool:
-        return name in self._classes
+        return name in self._load_modules()
 
     def __getitem__(self, name: str) -> type[RestorationTool]:
-        return self._classes[name]
+        return self._load_modules()[name]
 
     def status(self, context: ToolContext, permissive_only: bool = False) -> list[ToolStatus]:
         """Check every tool: weights present and verified, licence allowed."""
         out = []
-        for name, cls in self._classes.items():
+        for name, cls in self._load_modules().items():
             if permissive_only and not cls.spec.commercial:
                 out.append(ToolStatus(name, cls, False, f"licence {cls.spec.license} excluded by --permissive-only"))
                 continue
             try:
                 cls(context).check_available()
             except ToolUnavailable as exc:
-                out.append(ToolStatus(name, cls, False, str(exc)))
+                out.append(ToolStatus(name, cls, False, str(exc), isinstance(exc, WeightsMissing)))
             else:
                 out.append(ToolStatus(name, cls, True))
         return out
@@ -83,5 +100,5 @@ class ToolRegistry:
         return tools, skipped
 
 
-default_registry = ToolRegistry()
+default_registry = ToolRegistry(modules=BUILTIN_MODULES)
 register = default_registry.register
