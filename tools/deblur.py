@@ -22,17 +22,19 @@ from __future__ import annotations
 
 import importlib.resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 from pydantic import Field
 
 from .base import RestorationTool, ToolArgs, ToolSpec, ToolUnavailable
 from .registry import register
 from .synthesis import disk_kernel, line_kernel
 from .torch_tool import TorchTool
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "wiener_deconvolve",
@@ -234,6 +236,8 @@ class RestorerTool(TorchTool):
         if h is None:
             return super().process(image, args)
         stacked = np.concatenate([image, np.clip(h, 0, 1).astype(np.float32)], axis=2)
+
+        import torch
 
         def run(patch: np.ndarray) -> np.ndarray:
             x = torch.from_numpy(np.ascontiguousarray(patch.transpose(2, 0, 1)))[None].to(self.device)

@@ -13,17 +13,18 @@ Three tools, so that a permissive-only agent still covers haze:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 from pydantic import Field
 
 from .base import RestorationTool, ToolArgs, ToolSpec
-from .nets.aodnet import AODNet
-from .nets.gcanet import GCANet, run_gcanet
 from .registry import register
 from .torch_tool import TorchTool, load_state_dict
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["DehazeAODNet", "DehazeGCANet", "DehazeDCP", "dark_channel", "guided_filter", "dehaze_dark_channel"]
 
@@ -61,6 +62,8 @@ class DehazeAODNet(TorchTool):
     Args = AODNetArgs
 
     def build(self, weights: dict[str, Path]) -> torch.nn.Module:
+        from .nets.aodnet import AODNet
+
         net = AODNet()
         net.load_state_dict(load_state_dict(weights["aodnet"]), strict=True)
         return net
@@ -102,11 +105,15 @@ class DehazeGCANet(TorchTool):
     Args = GCANetArgs
 
     def build(self, weights: dict[str, Path]) -> torch.nn.Module:
+        from .nets.gcanet import GCANet
+
         net = GCANet(in_ch=4, out_ch=3, only_residual=True)
         net.load_state_dict(load_state_dict(weights["gcanet_dehaze"]), strict=True)
         return net
 
     def forward(self, x: torch.Tensor, args: GCANetArgs) -> torch.Tensor:  # type: ignore[override]
+        from .nets.gcanet import run_gcanet
+
         y = run_gcanet(self.net, x)  # type: ignore[arg-type]
         return y if args.strength >= 1.0 else x + args.strength * (y - x)
 

@@ -13,21 +13,23 @@ assessor reports is the one the tools use.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from typing import TYPE_CHECKING
 from statistics import NormalDist
 
 import cv2
 import numpy as np
-import torch
 from pydantic import Field
 
 from .base import RestorationTool, ToolArgs, ToolSpec, ToolUnavailable
 from .jpeg import estimate_jpeg_quality
-from .nets.dncnn import load_dncnn
-from .nets.ffdnet import build_ffdnet
 from .registry import register
 from .tiling import tiled
 from .torch_tool import TorchTool, load_state_dict
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["estimate_sigma", "DenoiseFFDNet", "DenoiseDnCNN", "DenoiseOIDN", "DenoiseNLMeans"]
 
@@ -136,6 +138,8 @@ class DenoiseFFDNet(TorchTool):
     Args = FFDNetArgs
 
     def build(self, weights: dict[str, Path]) -> torch.nn.Module:
+        from .nets.ffdnet import build_ffdnet
+
         return build_ffdnet(load_state_dict(weights["ffdnet_color"]))
 
     def process(self, image: np.ndarray, args: FFDNetArgs) -> np.ndarray:  # type: ignore[override]
@@ -189,6 +193,8 @@ class DenoiseDnCNN(TorchTool):
     Args = DnCNNArgs
 
     def build(self, weights: dict[str, Path]) -> torch.nn.Module:
+        from .nets.dncnn import load_dncnn
+
         return load_dncnn(weights["dncnn_color_blind"], channels=3)
 
     def forward(self, x: torch.Tensor, args: DnCNNArgs) -> torch.Tensor:  # type: ignore[override]
@@ -223,6 +229,12 @@ class DenoiseOIDN(RestorationTool):
     Args = OIDNArgs
 
     def check_available(self) -> None:
+        # Importing pyoidn imports torch (seconds): only whether it is installed here, so that
+        # `restoreagent tools` stays fast; load() imports it and checks the CPU.
+        if importlib.util.find_spec("pyoidn") is None:
+            raise ToolUnavailable("pyoidn is not installed")
+
+    def load(self) -> None:
         try:
             import pyoidn
         except Exception as exc:  # ImportError, or OSError from the bundled shared library
@@ -230,15 +242,13 @@ class DenoiseOIDN(RestorationTool):
         if not pyoidn.Device.is_cpu_available():
             raise ToolUnavailable("Open Image Denoise reports no supported CPU device")
 
-    def load(self) -> None:
-        self.check_available()
-        import pyoidn
-
         self._denoise = pyoidn.denoise
         # pyoidn runs on the device of its input: CUDA tensors go to the GPU.
         self._cuda = self.context.device.startswith("cuda") and pyoidn.Device.is_cuda_available()
 
     def process(self, image: np.ndarray, args: OIDNArgs) -> np.ndarray:  # type: ignore[override]
+        import torch
+
         def run(patch: np.ndarray) -> np.ndarray:
             x = np.ascontiguousarray(patch, dtype=np.float32)
             if self._cuda:

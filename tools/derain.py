@@ -16,19 +16,19 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 from pydantic import Field
 
 from .base import RestorationTool, ToolArgs, ToolSpec
-from .nets.gcanet import GCANet, run_gcanet
-from .nets.prenet import PReNet
 from .registry import register
 from .synthesis import line_kernel
 from .torch_tool import TorchTool, load_state_dict, resolve_device
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["DerainPReNet", "DerainGCANet", "DerainClassical", "estimate_rain_angle", "remove_streaks"]
 
@@ -109,6 +109,8 @@ class DerainPReNet(TorchTool):
         with self._nets_lock:
             if variant not in self._nets:
                 wid, layout = PRENET_VARIANTS[variant]
+                from .nets.prenet import PReNet
+
                 net = PReNet(layout=layout)  # type: ignore[arg-type]
                 net.load_state_dict(load_state_dict(self.context.weights.resolve(wid)), strict=True)
                 self._nets[variant] = net.eval().to(self.device)
@@ -170,11 +172,15 @@ class DerainGCANet(TorchTool):
     Args = GCANetDerainArgs
 
     def build(self, weights: dict[str, Path]) -> torch.nn.Module:
+        from .nets.gcanet import GCANet
+
         net = GCANet(in_ch=4, out_ch=3, only_residual=False)
         net.load_state_dict(load_state_dict(weights["gcanet_derain"]), strict=True)
         return net
 
     def forward(self, x: torch.Tensor, args: GCANetDerainArgs) -> torch.Tensor:  # type: ignore[override]
+        from .nets.gcanet import run_gcanet
+
         y = run_gcanet(self.net, x)  # type: ignore[arg-type]
         if args.output == "network":
             return y if args.strength >= 1.0 else x + args.strength * (y - x)

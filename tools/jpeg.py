@@ -25,17 +25,19 @@ periodicity of the low-frequency coefficients.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 from pydantic import Field
 
 from .base import RestorationTool, ToolArgs, ToolSpec
-from .nets.dncnn import load_dncnn
 from .registry import register
 from .tiling import tiled
 from .torch_tool import TorchTool
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["estimate_jpeg_quality", "saved_quality", "JpegDnCNN3", "JpegDeblock"]
 
@@ -259,6 +261,8 @@ class JpegDnCNN3(TorchTool):
     Args = JpegDnCNN3Args
 
     def build(self, weights: dict[str, Path]) -> torch.nn.Module:
+        from .nets.dncnn import load_dncnn
+
         return load_dncnn(weights["dncnn3"], channels=1)
 
     def forward(self, x: torch.Tensor, args: JpegDnCNN3Args) -> torch.Tensor:  # type: ignore[override]

@@ -17,16 +17,19 @@ published networks; ``iterations`` and ``strength`` let the agent tone them down
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 from pydantic import Field
 
 from .base import RestorationTool, ToolArgs, ToolSpec
-from .nets.zerodce import CURVE_STEPS, ZeroDCE, ZeroDCEPP, apply_curves
+from .nets import CURVE_STEPS
 from .registry import register
 from .torch_tool import TorchTool, load_state_dict
+
+if TYPE_CHECKING:
+    import torch
 
 _LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)  # Rec.709 weights
 
@@ -103,11 +106,15 @@ class ZeroDCETool(TorchTool):
     Args = ZeroDCEArgs
 
     def build(self, weights: dict[str, Path]) -> torch.nn.Module:
+        from .nets.zerodce import ZeroDCE
+
         net = ZeroDCE()
         net.load_state_dict(load_state_dict(weights["zero_dce"]), strict=True)
         return net
 
     def forward(self, x: torch.Tensor, args: ZeroDCEArgs) -> torch.Tensor:  # type: ignore[override]
+        from .nets.zerodce import apply_curves
+
         y = apply_curves(x, self.net.curve_maps(x)[: args.iterations])
         return x + args.strength * (y - x)
 
@@ -152,6 +159,8 @@ class ZeroDCEPPTool(TorchTool):
     Args = ZeroDCEPPArgs
 
     def build(self, weights: dict[str, Path]) -> torch.nn.Module:
+        from .nets.zerodce import ZeroDCEPP
+
         net = ZeroDCEPP()
         net.load_state_dict(load_state_dict(weights["zero_dce_pp"]), strict=True)
         return net
@@ -159,6 +168,8 @@ class ZeroDCEPPTool(TorchTool):
     def forward(self, x: torch.Tensor, args: ZeroDCEPPArgs) -> torch.Tensor:  # type: ignore[override]
         # Keep the downscaled copy at least 16 px on its short side, so tiny images
         # (or thin tiles) still give the network some context.
+        from .nets.zerodce import apply_curves
+
         s = max(1, min(args.scale_factor, min(x.shape[-2:]) // 16))
         r = self.net.curve_map(x, float(s))
         y = apply_curves(x, [r] * args.iterations)

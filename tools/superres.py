@@ -54,19 +54,20 @@ benchmark uses it too).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 from PIL import Image
 from pydantic import Field
 
 from .base import RestorationTool, ToolArgs, ToolSpec, ToolUnavailable
-from .nets.fsrcnn import load_fsrcnn
 from .registry import register
 from .tiling import tiled
 from .torch_tool import TorchTool
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "upscale_bicubic",
@@ -199,6 +200,8 @@ class SRFSRCNN(TorchTool, _SRTool):
     SHARPEN = {2: 0.75, 4: 1.0}
 
     def build(self, weights: dict[str, Path]) -> torch.nn.Module:
+        from .nets.fsrcnn import load_fsrcnn
+
         path = weights[self.WEIGHTS]
         try:
             net = load_fsrcnn(path)
@@ -209,6 +212,8 @@ class SRFSRCNN(TorchTool, _SRTool):
         return net
 
     def _x2(self, patch: np.ndarray) -> np.ndarray:
+        import torch
+
         base = upscale_bicubic(patch, 2)  # gives the chroma
         luma = torch.from_numpy(np.ascontiguousarray(patch @ _LUMA_601))[None, None].to(self.device)
         with torch.inference_mode():
@@ -251,6 +256,7 @@ class SRRealESRGANCompact(TorchTool, _SRTool):
 
     def build(self, weights: dict[str, Path]) -> torch.nn.Module:
         import spandrel
+        import torch
 
         path = weights[self.WEIGHTS]
         sd = torch.load(path, map_location="cpu", weights_only=True)
@@ -267,6 +273,8 @@ class SRRealESRGANCompact(TorchTool, _SRTool):
         return desc.model
 
     def process(self, image: np.ndarray, args: CompactArgs) -> np.ndarray:  # type: ignore[override]
+        import torch
+
         scale = int(args.scale)
 
         def run(patch: np.ndarray) -> np.ndarray:

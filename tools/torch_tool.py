@@ -9,23 +9,30 @@ context's device (CUDA when present and asked for, else CPU).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .base import RestorationTool, ToolArgs
 from .tiling import tiled
+
+if TYPE_CHECKING:
+    import torch
 
 
 def resolve_device(preference: str = "auto") -> str:
     """'auto' picks CUDA when a GPU is visible, else the CPU."""
     if preference == "auto":
+        import torch
+
         return "cuda" if torch.cuda.is_available() else "cpu"
     return preference
 
 
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Load a plain state dict safely (no pickled code)."""
+    import torch
+
     sd = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
@@ -50,6 +57,8 @@ class TorchTool(RestorationTool):
         return self.net(x)
 
     def process(self, image: np.ndarray, args: ToolArgs) -> np.ndarray:
+        import torch
+
         def run(patch: np.ndarray) -> np.ndarray:
             x = torch.from_numpy(np.ascontiguousarray(patch.transpose(2, 0, 1)))[None].to(self.device)
             with torch.inference_mode():

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-CURVE_STEPS = 8
+from . import CURVE_STEPS
 
 
 def apply_curves(x: torch.Tensor, curves: list[torch.Tensor]) -> torch.Tensor:
