@@ -1,9 +1,10 @@
 """The tool registry: adding a model is one decorated class.
 
 ``@register`` adds a :class:`RestorationTool` subclass to the default registry
-when its module is imported; the default registry imports the built-in tool modules the first
-time it is asked about its tools (so importing the package stays fast). A :class:`ToolRegistry` can be copied and extended (tests add a
-deliberately harmful tool that way) and is passed to ``build_graph``.
+when its module is imported; the default registry imports the built-in tool modules the
+first time it is asked about its tools (so importing the package stays fast). A
+:class:`ToolRegistry` can be copied and extended (tests add a deliberately harmful tool
+that way) and is passed to ``build_graph``.
 """
 
 from __future__ import annotations
