@@ -178,7 +178,8 @@ def test_offline_download_fails_in_one_line_per_model_saying_what_to_do(tmp_path
     r = _cli("weights", "download", "aodnet", "ffdnet_gray", cache=tmp_path, mirror=dead)
     assert r.returncode == 1
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
-    assert len(errors) == 2 and all("offline, put the file at" in ln and "RESTOREAGENT_DOWNLOAD_BASE" in ln for ln in errors)
+    assert len(errors) == 2 and all("offline, put the file from https://raw.githubusercontent.com/" in ln
+                                    and "RESTOREAGENT_DOWNLOAD_BASE" in ln for ln in errors)
     assert "Traceback" not in r.stderr
     bad = _cli("weights", "download", cache=tmp_path, mirror=dead)
     assert bad.returncode == 2 and "--all" in bad.stderr and "Traceback" not in bad.stderr
@@ -209,3 +210,16 @@ def test_missing_models_are_told_once_with_the_command_that_fixes_them(tmp_path)
     assert "derain_gcanet" not in first[0]  # excluded on purpose: not news
     assert skipped_notice(skipped, marker) == []  # the same tools again: silent
     assert skipped_notice(skipped[1:], marker) == []  # all there now: nothing to say
+
+
+def test_offline_an_original_put_where_the_error_says_is_converted(shared_dir, tmp_path):
+    entry = MANIFEST["ffdnet_gray"]
+    r = WeightsResolver(None, tmp_path, allow_download=True, mirrors={GITHUB_RAW: "http://127.0.0.1:9"})
+    with pytest.raises(ToolUnavailable) as told:
+        r.download(entry.id)
+    where = Path(str(told.value).split(" at ", 1)[1].split(", or set", 1)[0])
+    where.parent.mkdir(parents=True, exist_ok=True)
+    where.write_bytes((shared_dir / "upstream" / "cszn_FFDNet" / "models" / "FFDNet_gray.mat").read_bytes())
+    assert r.download(entry.id) == tmp_path / entry.file  # no network needed now
+    ref = state_dict_arrays(shared_dir / "weights" / entry.file)
+    assert all(np.array_equal(state_dict_arrays(tmp_path / entry.file)[k], ref[k]) for k in ref)

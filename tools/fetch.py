@@ -50,7 +50,10 @@ def _open(url: str, start: int, timeout: float):
 
 def fetch(url: str, target: Path, sha256: str, size: int, timeout: float = 30.0,
           on_progress: Progress | None = None) -> Path:
-    """Download ``url`` to ``target`` (resuming ``<target>.part``) and check its size and sha256."""
+    """Download ``url`` to ``target`` (resuming ``<target>.part``) and check its size and sha256;
+    a ``target`` that is already there and matches is used as it is (a file put there by hand, offline)."""
+    if target.is_file() and target.stat().st_size == size and sha256_file(target) == sha256:
+        return target
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
     with FileLock(str(target.with_name(target.name + ".lock"))):

@@ -159,22 +159,23 @@ class WeightsResolver:
         """Fetch ``weights_id`` into the cache (converting it when the manifest says so) and verify it."""
         entry = self.entry(weights_id)
         target = self.cache_dir / entry.file
-        url = entry.url or (entry.source.url if entry.source else None)
-        if url is None:
+        original = entry.url or (entry.source.url if entry.source else None)
+        if original is None:
             raise ToolUnavailable(f"weights {entry.file} have no public download")
-        url = mirrored(url, self.mirrors)
+        # Offline, the file to put by hand: the published one, or for a conversion its original.
+        local = target if entry.source is None else self.cache_dir / ".sources" / original.rsplit("/", 1)[-1]
+        url = mirrored(original, self.mirrors)
         try:
             if entry.source is None:
                 return fetch(url, target, entry.sha256, entry.size, self.timeout, on_progress)
-            source = self.cache_dir / ".sources" / f"{entry.source.sha256[:16]}-{url.rsplit('/', 1)[-1]}"
-            fetch(url, source, entry.source.sha256, entry.source.size, self.timeout, on_progress)
+            fetch(url, local, entry.source.sha256, entry.source.size, self.timeout, on_progress)
         except DownloadError as exc:
             raise ToolUnavailable(
-                f"cannot download {entry.file} ({exc}); offline, put the file at {target} or set "
-                "RESTOREAGENT_DOWNLOAD_BASE to a mirror"
+                f"cannot download {entry.file} ({exc}); offline, put the file from {original} "
+                f"at {local}, or set RESTOREAGENT_DOWNLOAD_BASE to a mirror"
             ) from None
-        self._convert(entry, source, target)
-        source.unlink()  # the converted file is what the tools read
+        self._convert(entry, local, target)
+        local.unlink()  # the converted file is what the tools read
         return target
 
     def _convert(self, entry: WeightsEntry, source: Path, target: Path) -> None:
