@@ -157,8 +157,15 @@ def restore(
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Refuse larger inputs (default 179 M)."),
     full_side: Optional[int] = FullSideOpt,
     brain: Optional[str] = BrainOpt,
+    keep_steps: bool = typer.Option(False, "--keep-steps", help="Keep each step's image in the run folder."),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="A folder: also its subfolders, mirrored."),
+    ray: bool = typer.Option(False, "--ray", help="A folder: restore on Ray (a local instance, or RAY_ADDRESS)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster (implies --ray)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Ray actors (default: one per GPU, else CPUs / --threads)."),
+    threads: int = typer.Option(2, "--threads", min=1, help="Threads per CPU actor on Ray."),
 ) -> None:
     """Restore INPUT and write the result to OUTPUT (a folder: every photo in it, resumably)."""
+    from .batch import BatchError, check_space, check_writable, output_bytes
     from .graph.brains.factory import make_brain
     from .graph.graph import build_graph
     from .graph.toolbox import Toolbox
@@ -167,25 +174,28 @@ def restore(
 
     if report is not None and report.exists() and not overwrite:
         raise FileExistsError(f"report {report} exists; pass --overwrite to replace it")
-    config = _config(weights_dir, device, max_steps, permissive_only, max_pixels, full_side)
+    config = _config(weights_dir, device, max_steps, permissive_only, max_pixels, full_side).model_copy(
+        update={"keep_steps": keep_steps})
     if input.is_dir():
-        if output.exists() and not output.is_dir():
-            raise CliError(f"{output} is a file; a folder input needs a folder output")
-    else:
-        if output.exists() and not overwrite:
-            raise FileExistsError(f"output {output} exists; pass --overwrite to replace it")
-        load_image(input, config.max_pixels)  # fail fast, before any model loads, on a bad input
+        address = ray_address or ("local" if ray else None)
+        results = _restore_folder(input, output, config, overwrite, recursive, brain, address, workers, threads)
+        if report is not None:
+            _write_json_atomic([r.model_dump(mode="json") for r in results], report, overwrite)
+        if any(r.status == "failed" for r in results):
+            raise typer.Exit(1)
+        return
+    if output.exists() and not overwrite:
+        raise FileExistsError(f"output {output} exists; pass --overwrite to replace it")
+    loaded = load_image(input, config.max_pixels)  # fail fast, before any model loads, on a bad input
+    try:  # and on an output that cannot be written
+        check_writable(output.absolute().parent)
+        check_space(output.absolute().parent, output_bytes(loaded.rgb.shape[0] * loaded.rgb.shape[1]))
+    except BatchError as exc:
+        raise CliError(str(exc)) from None
     chat_model = make_brain(brain)
     toolbox = Toolbox(default_registry, config)
     _print_skipped(toolbox)
     graph = build_graph(config, toolbox=toolbox, brain=chat_model)
-    if input.is_dir():
-        results = _restore_folder(input, output, graph, config, overwrite)
-        if report is not None:
-            _write_json_atomic(results, report, overwrite)
-        if any(r["status"] == "failed" for r in results):
-            raise typer.Exit(1)
-        return
     from .graph.api import restore as run_restore
 
     result = run_restore(input, output, overwrite=overwrite, config=config, graph=graph, on_event=_progress_printer())
@@ -196,47 +206,43 @@ def restore(
     out.print(f"wrote {result.output}", highlight=False)
 
 
-def _restore_folder(folder: Path, out_dir: Path, graph: Any, config: Any, overwrite: bool) -> list[dict]:
-    """Restore every photo in ``folder``; skip finished ones (resumable), list failures, keep going."""
+def _restore_folder(folder: Path, out_dir: Path, config: Any, overwrite: bool, recursive: bool, brain: Optional[str],
+                    ray_address: Optional[str], workers: Optional[int], threads: int) -> list:
+    """Restore every photo in ``folder`` (restoreagent.batch) with a progress bar; the results."""
+    import time
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .graph.api import restore as run_restore
-    from .tools.datasets import IMAGE_SUFFIXES
-    from .tools.imageio import ImageError
+    from .batch import BatchError, plan_batch, restore_many, summary
 
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + (".webp", ".gif"))
-    if not files:
-        raise CliError(f"{folder}: no images found")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results: list[dict] = []
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:  # every check before any model loads
+        plan = plan_batch([folder], out_dir, recursive=recursive, overwrite=overwrite, max_pixels=config.max_pixels)
+    except BatchError as exc:
+        raise CliError(str(exc)) from None
+    results = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[failed]} failed, {task.fields[rate]} photos/min"), TimeElapsedColumn())
+    t0, worked = time.monotonic(), 0
     with Progress(*columns, console=err) as bar:
-        task = bar.add_task("restoring", total=len(files))
-        for path in files:
-            target = out_dir / f"{path.stem}.png"
-            bar.update(task, description=path.name)
-            row: dict[str, Any] = {"input": str(path), "output": str(target)}
-            if target.exists() and not overwrite:
-                row["status"] = "skipped (done)"
-            else:
-                try:
-                    r = run_restore(path, target, overwrite=overwrite, config=config, graph=graph)
-                    row.update(status="restored", pipeline=[s.tool for s in r.accepted_steps],
-                               quality_before=r.quality_before, quality=r.quality,
-                               seconds=round(sum(s.seconds for s in r.steps), 2))
-                except (ImageError, OSError, ValueError, RuntimeError) as exc:
-                    row.update(status="failed", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-            results.append(row)
-            bar.advance(task)
-    table = Table("photo", "status", "pipeline", "quality")
+        task = bar.add_task("restoring", total=len(plan.jobs) + len(plan.settled), failed=0, rate="–")
+        for r in restore_many([folder], out_dir, ray_address, config=config, brain=brain, workers=workers,
+                              threads=threads, plan=plan):
+            results.append(r)
+            worked += r.attempts > 0
+            rate = f"{60 * worked / (time.monotonic() - t0):.1f}" if worked else "–"
+            bar.update(task, advance=1, description=r.input.name, rate=rate,
+                       failed=sum(x.status == "failed" for x in results))
+    table = Table("photo", "status", "output", "pipeline", "quality")
     for r in results:
-        quality = f"{r['quality_before']:.2f} → {r['quality']:.2f}" if "quality" in r else ""
-        status = r["status"] if r["status"] != "failed" else f"[red]failed[/]: {r['error']}"
-        table.add_row(Path(r["input"]).name, status, " → ".join(r.get("pipeline", [])), quality)
+        quality = f"{r.quality_before:.2f} → {r.quality:.2f}" if r.quality is not None else ""
+        status = {"failed": f"[red]failed[/]: {escape(r.reason)}", "skipped": f"skipped: {escape(r.reason)}",
+                  "done": "already done"}.get(r.status, r.status)
+        name = r.input.relative_to(folder.absolute()) if r.input.is_relative_to(folder.absolute()) else r.input
+        table.add_row(str(name), status, r.output.name if r.output else "", " → ".join(r.pipeline), quality)
     out.print(table)
-    counts = {k: sum(r["status"] == k for r in results) for k in ("restored", "skipped (done)", "failed")}
-    out.print(f"{counts['restored']} restored, {counts['skipped (done)']} already done, {counts['failed']} failed",
-              highlight=False)
+    counts = summary(results)
+    out.print(f"{counts['restored']} restored, {counts['done']} already done, {counts['skipped']} skipped, "
+              f"{counts['failed']} failed", highlight=False)
     return results
 
 
