@@ -13,7 +13,8 @@ Resume records: ``OUT/.restoreagent-batch.jsonl``, one JSON line per photo start
 restored, keyed on the input's path relative to its folder plus its size and modification time. A photo
 is done when its latest record matches the input as it is now and its output exists (outputs are
 written atomically, so an output that exists is whole). A changed input is restored again, over its
-own earlier output. Failed photos are tried again on the next run.
+own earlier output. A photo that failed on a worker is listed as failed again, not retried, unless
+``retry_failed`` (or it changed).
 
 Why plain actors rather than Ray Data: each photo is one path in and one path out, and the batch
 needs per-photo retries on *another* worker, per-photo failure records and results streamed to the
@@ -28,7 +29,7 @@ import os
 import shutil
 import socket
 import tempfile
-import time
+import uuid
 from collections import deque
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal, Sequence
@@ -93,9 +94,9 @@ def read_records(out_dir: Path) -> dict[str, dict]:
     return latest
 
 
-def _append_record(out_dir: Path, job: PhotoJob, status: str) -> None:
+def _append_record(out_dir: Path, job: PhotoJob, status: str, reason: str = "") -> None:
     rec = {"input": job.key, "size": job.size, "mtime_ns": job.mtime_ns,
-           "output": job.output.relative_to(out_dir).as_posix(), "status": status}
+           "output": job.output.relative_to(out_dir).as_posix(), "status": status, "reason": reason}
     # One short line per write with O_APPEND: whole lines, even with a reader at the same time.
     with open(out_dir / RECORDS, "a") as f:
         f.write(json.dumps(rec) + "\n")
@@ -180,7 +181,7 @@ def output_bytes(pixels: int) -> int:
 
 
 def plan_batch(paths: Sequence[Path], out_dir: Path, *, recursive: bool = False, overwrite: bool = False,
-               max_pixels: int | None = None) -> BatchPlan:
+               retry_failed: bool = False, max_pixels: int | None = None) -> BatchPlan:
     """Decide every input before any model loads: what to restore where, what is done, what is refused.
 
     Raises :class:`BatchError` when the output folder cannot be written or lacks the space.
@@ -205,6 +206,10 @@ def plan_batch(paths: Sequence[Path], out_dir: Path, *, recursive: bool = False,
         target = out_dir / name
         if same and target.is_file():
             settled.append(PhotoResult(input=path, output=target, status="done"))
+            continue
+        if same and rec["status"] == "failed" and not retry_failed:
+            settled.append(PhotoResult(input=path, status="failed",
+                                       reason=f"failed in an earlier run: {rec['reason']} (pass --retry-failed)"))
             continue
         if target.exists() and rec is None and not overwrite:
             settled.append(PhotoResult(input=path, output=target, status="skipped",
@@ -262,6 +267,7 @@ def restore_many(
     config: Configuration | None = None,
     recursive: bool = False,
     overwrite: bool = False,
+    retry_failed: bool = False,
     brain: str | None = None,
     registry: Any = None,
     workers: int | None = None,
@@ -277,6 +283,7 @@ def restore_many(
             process already joined); ``"auto"`` or ``"HOST:PORT"``: an existing cluster.
         recursive: also restore subfolders, mirrored in ``out_dir``.
         overwrite: replace outputs that this batch did not write.
+        retry_failed: try again the photos that failed on a worker in an earlier run.
         brain: a brain spec (``make_brain``), built in every worker.
         registry: the tools (default: every built-in tool).
         workers: Ray actors (default: one per GPU, else cluster CPUs // ``threads``).
@@ -287,7 +294,7 @@ def restore_many(
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     out_dir = Path(out_dir).absolute()
     plan = plan or plan_batch([Path(p) for p in paths], out_dir, recursive=recursive, overwrite=overwrite,
-                              max_pixels=config.max_pixels)
+                              retry_failed=retry_failed, max_pixels=config.max_pixels)
     yield from plan.settled
     if not plan.jobs:
         return
@@ -296,8 +303,7 @@ def restore_many(
         for job in plan.jobs:
             _append_record(out_dir, job, "started")
             result = restorer(job).model_copy(update={"attempts": 1})
-            if result.status == "restored":
-                _append_record(out_dir, job, "restored")
+            _append_record(out_dir, job, result.status, result.reason)
             yield result
     else:
         yield from _on_ray(plan.jobs, out_dir, ray_address, config, brain, registry, workers, threads)
@@ -323,8 +329,10 @@ def _on_ray(jobs: list[PhotoJob], out_dir: Path, address: str, config: Configura
         worker_config = config.model_copy(update={"device": device})
         # An actor that dies (a tool crashing its process, a lost node) is started again by Ray,
         # loading its models once more; the job it held is retried by the loop below, not by Ray.
-        actor = ray.remote(max_restarts=-1, max_task_retries=0, **options)(_Actor)
-        pool = [actor.remote(worker_config, brain, registry, threads) for _ in range(min(count, len(jobs)))]
+        actor = ray.remote(max_restarts=-1, max_task_retries=0, **options)(RestoreWorker)
+        batch = uuid.uuid4().hex[:8]  # named, so that `ray list actors` shows whose workers they are
+        pool = [actor.options(name=f"restoreagent-{batch}-{i}").remote(worker_config, brain, registry, threads)
+                for i in range(min(count, len(jobs)))]
         queue: deque[tuple[PhotoJob, int, int | None]] = deque((job, 1, None) for job in jobs)
         busy: dict[Any, tuple[PhotoJob, int, int]] = {}  # ref → (job, attempt, actor index)
         idle = set(range(len(pool)))
@@ -352,15 +360,14 @@ def _on_ray(jobs: list[PhotoJob], out_dir: Path, address: str, config: Configura
                 kind = "its worker died" if isinstance(exc, RayActorError) else "it crashed its worker"
                 result = PhotoResult(input=job.input, status="failed", reason=f"{kind} twice ({type(exc).__name__})")
             result = result.model_copy(update={"attempts": attempt})
-            if result.status == "restored":
-                _append_record(out_dir, job, "restored")
+            _append_record(out_dir, job, result.status, result.reason)
             yield result
     finally:
         if started:
             ray.shutdown()
 
 
-class _Actor:
+class RestoreWorker:
     """A Ray worker: the toolbox and assessor loaded once, ``threads`` threads for torch and OpenCV."""
 
     def __init__(self, config: Configuration, brain: str | None, registry: Any, threads: int) -> None:

@@ -159,6 +159,7 @@ def restore(
     brain: Optional[str] = BrainOpt,
     keep_steps: bool = typer.Option(False, "--keep-steps", help="Keep each step's image in the run folder."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="A folder: also its subfolders, mirrored."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="A folder: try again photos that failed before."),
     ray: bool = typer.Option(False, "--ray", help="A folder: restore on Ray (a local instance, or RAY_ADDRESS)."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster (implies --ray)."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Ray actors (default: one per GPU, else CPUs / --threads)."),
@@ -178,7 +179,8 @@ def restore(
         update={"keep_steps": keep_steps})
     if input.is_dir():
         address = ray_address or ("local" if ray else None)
-        results = _restore_folder(input, output, config, overwrite, recursive, brain, address, workers, threads)
+        results = _restore_folder(input, output, config, overwrite, recursive, retry_failed, brain, address, workers,
+                                  threads)
         if report is not None:
             _write_json_atomic([r.model_dump(mode="json") for r in results], report, overwrite)
         if any(r.status == "failed" for r in results):
@@ -206,8 +208,8 @@ def restore(
     out.print(f"wrote {result.output}", highlight=False)
 
 
-def _restore_folder(folder: Path, out_dir: Path, config: Any, overwrite: bool, recursive: bool, brain: Optional[str],
-                    ray_address: Optional[str], workers: Optional[int], threads: int) -> list:
+def _restore_folder(folder: Path, out_dir: Path, config: Any, overwrite: bool, recursive: bool, retry_failed: bool,
+                    brain: Optional[str], ray_address: Optional[str], workers: Optional[int], threads: int) -> list:
     """Restore every photo in ``folder`` (restoreagent.batch) with a progress bar; the results."""
     import time
 
@@ -216,7 +218,8 @@ def _restore_folder(folder: Path, out_dir: Path, config: Any, overwrite: bool, r
     from .batch import BatchError, plan_batch, restore_many, summary
 
     try:  # every check before any model loads
-        plan = plan_batch([folder], out_dir, recursive=recursive, overwrite=overwrite, max_pixels=config.max_pixels)
+        plan = plan_batch([folder], out_dir, recursive=recursive, overwrite=overwrite, retry_failed=retry_failed,
+                          max_pixels=config.max_pixels)
     except BatchError as exc:
         raise CliError(str(exc)) from None
     results = []
