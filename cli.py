@@ -688,6 +688,45 @@ def bench_memory(
               f"{wall - tools - agent:.1f} s (reading the photo, storing it, writing the result)", highlight=False)
 
 
+runs_app = typer.Typer(no_args_is_help=True, help="The run folders: a bounded history of restores (runs.py).")
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.command("list")
+@user_errors
+def runs_list() -> None:
+    """List the run folders, newest first, with their size."""
+    import datetime
+
+    from .graph.configuration import Configuration
+    from .runs import list_runs
+
+    work_dir = Configuration.from_env().work_dir
+    runs = list_runs(work_dir)
+    table = Table("run", "kind", "finished", "MB", "output")
+    for r in runs:
+        when = datetime.datetime.fromtimestamp(r.finished).strftime("%Y-%m-%d %H:%M")
+        table.add_row(r.path.name, r.kind, when, f"{r.bytes / 1e6:.1f}", r.output or "")
+    out.print(table)
+    out.print(f"{len(runs)} runs, {sum(r.bytes for r in runs) / 1e6:.1f} MB in {work_dir} "
+              "(kind other: a chat thread's images, or a run that never finished)", highlight=False)
+
+
+@runs_app.command("clean")
+@user_errors
+def runs_clean(
+    keep: int = typer.Option(0, "--keep", min=0, help="Restore runs to keep, newest first."),
+    max_mb: float = typer.Option(500.0, "--max-mb", min=0, help="... and at most this many MB of them."),
+    include_other: bool = typer.Option(False, "--include-other", help="Also chat threads' images (undo needs them)."),
+) -> None:
+    """Remove the restore runs beyond --keep (default: all of them); chat threads' folders stay."""
+    from .graph.configuration import Configuration
+    from .runs import prune
+
+    removed = prune(Configuration.from_env().work_dir, keep, max_mb, include_other=include_other)
+    out.print(f"removed {len(removed)} runs, {sum(r.bytes for r in removed) / 1e6:.1f} MB", highlight=False)
+
+
 def main() -> None:
     app()
 
