@@ -312,18 +312,26 @@ def restore_many(
 def _on_ray(jobs: list[PhotoJob], out_dir: Path, address: str, config: Configuration, brain: str | None,
             registry: Any, workers: int | None, threads: int) -> Iterator[PhotoResult]:
     """Jobs on a pool of actors: one job per actor at a time; a job whose actor dies is retried once elsewhere."""
-    import ray
-    from ray.exceptions import RayActorError, RayTaskError
-
+    try:
+        import ray
+        from ray.exceptions import RayActorError, RayTaskError
+    except ImportError:
+        raise BatchError("Ray is not installed: pip install 'restoreagent[ray]'") from None
     started = not ray.is_initialized()
     if started:
-        ray.init(address=None if address == "local" else address, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+        try:
+            ray.init(address=None if address == "local" else address, include_dashboard=False, log_to_driver=False)
+        except ConnectionError as exc:
+            raise BatchError(f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0]}") from None
     try:
         gpus = int(ray.cluster_resources().get("GPU", 0))
         if gpus:
             count, options, device = workers or gpus, {"num_gpus": 1}, "cuda"
         else:
+            largest = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]), default=0)
+            if threads > largest:  # such an actor would wait for a node forever
+                raise BatchError(f"{threads} threads per worker: no node of this cluster has that many CPUs "
+                                 f"(the largest has {largest:g})")
             cpus = int(ray.cluster_resources().get("CPU", 1))
             count, options, device = workers or max(1, cpus // threads), {"num_cpus": threads}, "cpu"
         worker_config = config.model_copy(update={"device": device})

@@ -217,24 +217,24 @@ def _restore_folder(folder: Path, out_dir: Path, config: Any, overwrite: bool, r
 
     from .batch import BatchError, plan_batch, restore_many, summary
 
-    try:  # every check before any model loads
-        plan = plan_batch([folder], out_dir, recursive=recursive, overwrite=overwrite, retry_failed=retry_failed,
-                          max_pixels=config.max_pixels)
-    except BatchError as exc:
-        raise CliError(str(exc)) from None
     results = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[failed]} failed, {task.fields[rate]} photos/min"), TimeElapsedColumn())
     t0, worked = time.monotonic(), 0
-    with Progress(*columns, console=err) as bar:
-        task = bar.add_task("restoring", total=len(plan.jobs) + len(plan.settled), failed=0, rate="–")
-        for r in restore_many([folder], out_dir, ray_address, config=config, brain=brain, workers=workers,
-                              threads=threads, plan=plan):
-            results.append(r)
-            worked += r.attempts > 0
-            rate = f"{60 * worked / (time.monotonic() - t0):.1f}" if worked else "–"
-            bar.update(task, advance=1, description=r.input.name, rate=rate,
-                       failed=sum(x.status == "failed" for x in results))
+    try:  # every check (output folder, disk, each input's header) before any model loads
+        plan = plan_batch([folder], out_dir, recursive=recursive, overwrite=overwrite, retry_failed=retry_failed,
+                          max_pixels=config.max_pixels)
+        with Progress(*columns, console=err) as bar:
+            task = bar.add_task("restoring", total=len(plan.jobs) + len(plan.settled), failed=0, rate="–")
+            for r in restore_many([folder], out_dir, ray_address, config=config, brain=brain, workers=workers,
+                                  threads=threads, plan=plan):
+                results.append(r)
+                worked += r.attempts > 0
+                rate = f"{60 * worked / (time.monotonic() - t0):.1f}" if worked else "–"
+                bar.update(task, advance=1, description=r.input.name, rate=rate,
+                           failed=sum(x.status == "failed" for x in results))
+    except BatchError as exc:
+        raise CliError(str(exc)) from None
     table = Table("photo", "status", "output", "pipeline", "quality")
     for r in results:
         quality = f"{r.quality_before:.2f} → {r.quality:.2f}" if r.quality is not None else ""
@@ -619,6 +619,37 @@ def bench_real(
     graph = build_graph(config, toolbox=toolbox, brain=make_brain(brain))
     run_real(cases, out_dir, graph, config.weights_dir, progress=lambda m: err.print(m, highlight=False))
     out.print((out_dir / "summary.md").read_text(), highlight=False)
+
+
+@app.command("bench-batch")
+@user_errors
+def bench_batch(
+    images: Path = typer.Option(..., "--images", help="A folder of photos (e.g. ../shared/data/pairs/polyu/noisy)."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder for results.json and one output folder per mode."),
+    limit: int = typer.Option(12, "--limit", min=1, help="The first N photos by name."),
+    workers: list[int] = typer.Option([1, 2], "--workers", min=1, help="Ray worker counts to measure."),
+    threads: int = typer.Option(1, "--threads", min=1, help="Threads per Ray worker."),
+    weights_dir: Optional[Path] = WeightsOpt,
+    full_side: Optional[int] = FullSideOpt,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the results of an earlier run in --out."),
+) -> None:
+    """Photos per minute: folder mode against Ray with 1, 2, ... workers, on the same photos."""
+    import shutil
+
+    from .batch import IMAGE_SUFFIXES
+    from .batch_bench import benchmark, table
+
+    photos = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    if not photos:
+        raise CliError(f"{images}: no images found")
+    _fresh_results_dir(out_dir, overwrite)
+    for sub in ["folder", *(f"ray-{n}" for n in workers)]:
+        shutil.rmtree(out_dir / sub, ignore_errors=True)  # a fresh batch each, nothing resumed
+    config = _config(weights_dir, "cpu", None, False, full_side=full_side)
+    rows, startup = benchmark(photos, out_dir, config, workers, threads)
+    _write_json_atomic({"rows": [r.model_dump() for r in rows], "ray_startup_s": startup}, out_dir / "results.json",
+                       overwrite=True)
+    out.print(table(rows, startup), highlight=False)
 
 
 @app.command("export-sft")
