@@ -25,6 +25,7 @@ what, and adds pyarrow to the install.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import socket
@@ -40,7 +41,7 @@ from .graph.configuration import Configuration
 
 RECORDS = ".restoreagent-batch.jsonl"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
-_SR_MAX = 4  # the largest upscaling a tool does: bounds an output's size in the disk check
+_SR_MAX = 4  # the largest upscaling a tool does
 
 
 class BatchError(Exception):
@@ -56,7 +57,7 @@ class PhotoJob(BaseModel):
     size: int
     mtime_ns: int
     replace: bool = Field(default=False, description="Write over the output (ours from an earlier run, or --overwrite).")
-    pixels: int = 0
+    output_bytes: int = Field(default=0, description="An upper bound on the result's size (the disk check).")
 
 
 class PhotoResult(BaseModel):
@@ -175,19 +176,22 @@ def check_space(folder: Path, need_bytes: int) -> None:
                          f"{free / 1e6:,.0f} MB free")
 
 
-def output_bytes(pixels: int) -> int:
-    """An upper bound on one result's PNG: RGBA at 8 bits, upscaled at most ×4 (PNG rarely beats raw)."""
-    return pixels * 4 * _SR_MAX * _SR_MAX
+def output_bytes(width: int, height: int, full_side: int) -> int:
+    """An upper bound on one result's PNG: raw 8-bit RGBA (a PNG of a photo is smaller), at the size
+    the agent may upscale to (photos with a short side below ``full_side``, at most ×4)."""
+    scale = min(_SR_MAX, math.ceil(full_side / min(width, height)))
+    return width * height * 4 * max(1, scale) ** 2
 
 
 def plan_batch(paths: Sequence[Path], out_dir: Path, *, recursive: bool = False, overwrite: bool = False,
-               retry_failed: bool = False, max_pixels: int | None = None) -> BatchPlan:
+               retry_failed: bool = False, config: Configuration | None = None) -> BatchPlan:
     """Decide every input before any model loads: what to restore where, what is done, what is refused.
 
     Raises :class:`BatchError` when the output folder cannot be written or lacks the space.
     """
-    from .tools.imageio import MAX_PIXELS, ImageError, read_size
+    from .tools.imageio import ImageError, read_size
 
+    config = config or Configuration.from_env()
     # Absolute: Ray workers run in folders of their own, on other nodes.
     out_dir, paths = out_dir.absolute(), [p.absolute() for p in paths]
     check_writable(out_dir)
@@ -216,13 +220,14 @@ def plan_batch(paths: Sequence[Path], out_dir: Path, *, recursive: bool = False,
                                        reason=f"{target} exists (pass --overwrite to replace it)"))
             continue
         try:
-            w, h = read_size(path, max_pixels or MAX_PIXELS)
+            w, h = read_size(path, config.max_pixels)
         except ImageError as exc:
             settled.append(PhotoResult(input=path, status="failed", reason=str(exc)))
             continue
         jobs.append(PhotoJob(input=path, output=target, key=key, size=stat.st_size, mtime_ns=stat.st_mtime_ns,
-                             replace=overwrite or rec is not None, pixels=w * h))
-    check_space(out_dir, sum(output_bytes(j.pixels) for j in jobs))
+                             replace=overwrite or rec is not None,
+                             output_bytes=output_bytes(w, h, config.full_resolution_side)))
+    check_space(out_dir, sum(j.output_bytes for j in jobs))
     return BatchPlan(jobs=jobs, settled=settled)
 
 
@@ -294,7 +299,7 @@ def restore_many(
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     out_dir = Path(out_dir).absolute()
     plan = plan or plan_batch([Path(p) for p in paths], out_dir, recursive=recursive, overwrite=overwrite,
-                              retry_failed=retry_failed, max_pixels=config.max_pixels)
+                              retry_failed=retry_failed, config=config)
     yield from plan.settled
     if not plan.jobs:
         return
@@ -335,14 +340,21 @@ def _on_ray(jobs: list[PhotoJob], out_dir: Path, address: str, config: Configura
             cpus = int(ray.cluster_resources().get("CPU", 1))
             count, options, device = workers or max(1, cpus // threads), {"num_cpus": threads}, "cpu"
         worker_config = config.model_copy(update={"device": device})
-        # An actor that dies (a tool crashing its process, a lost node) is started again by Ray,
-        # loading its models once more; the job it held is retried by the loop below, not by Ray.
-        actor = ray.remote(max_restarts=-1, max_task_retries=0, **options)(RestoreWorker)
-        batch = uuid.uuid4().hex[:8]  # named, so that `ray list actors` shows whose workers they are
-        pool = [actor.options(name=f"restoreagent-{batch}-{i}").remote(worker_config, brain, registry, threads)
-                for i in range(min(count, len(jobs)))]
+        # Ray does not restart a dead actor (a tool that crashed its process, a lost node): a task sent
+        # to an actor while Ray restarts it fails at once. The loop below starts a fresh one instead,
+        # which loads its models again, and retries the job the dead one held on another worker.
+        actor = ray.remote(max_restarts=0, max_task_retries=0, **options)(RestoreWorker)
+        batch, started_actors = uuid.uuid4().hex[:8], 0
+
+        def new_worker() -> Any:
+            nonlocal started_actors
+            started_actors += 1  # named, so that `ray list actors` shows whose workers they are
+            name = f"restoreagent-{batch}-{started_actors}"
+            return actor.options(name=name).remote(worker_config, brain, registry, threads)
+
+        pool = [new_worker() for _ in range(min(count, len(jobs)))]
         queue: deque[tuple[PhotoJob, int, int | None]] = deque((job, 1, None) for job in jobs)
-        busy: dict[Any, tuple[PhotoJob, int, int]] = {}  # ref → (job, attempt, actor index)
+        busy: dict[Any, tuple[PhotoJob, int, int]] = {}  # ref → (job, attempt, pool index)
         idle = set(range(len(pool)))
         while queue or busy:
             for _ in range(len(queue)):
@@ -362,11 +374,14 @@ def _on_ray(jobs: list[PhotoJob], out_dir: Path, address: str, config: Configura
             try:
                 result = PhotoResult.model_validate(ray.get(ref))
             except (RayActorError, RayTaskError) as exc:
+                if isinstance(exc, RayActorError):
+                    pool[index] = new_worker()
                 if attempt < 2:
                     queue.appendleft((job, attempt + 1, index))
                     continue
-                kind = "its worker died" if isinstance(exc, RayActorError) else "it crashed its worker"
-                result = PhotoResult(input=job.input, status="failed", reason=f"{kind} twice ({type(exc).__name__})")
+                why = ("its worker died twice" if isinstance(exc, RayActorError)
+                       else f"it raised {type(exc.cause).__name__} twice: {(str(exc.cause).splitlines() or [''])[0]}")
+                result = PhotoResult(input=job.input, status="failed", reason=why)
             result = result.model_copy(update={"attempts": attempt})
             _append_record(out_dir, job, result.status, result.reason)
             yield result

@@ -191,7 +191,7 @@ def restore(
     loaded = load_image(input, config.max_pixels)  # fail fast, before any model loads, on a bad input
     try:  # and on an output that cannot be written
         check_writable(output.absolute().parent)
-        check_space(output.absolute().parent, output_bytes(loaded.rgb.shape[0] * loaded.rgb.shape[1]))
+        check_space(output.absolute().parent, output_bytes(*loaded.rgb.shape[1::-1], config.full_resolution_side))
     except BatchError as exc:
         raise CliError(str(exc)) from None
     chat_model = make_brain(brain)
@@ -223,7 +223,7 @@ def _restore_folder(folder: Path, out_dir: Path, config: Any, overwrite: bool, r
     t0, worked = time.monotonic(), 0
     try:  # every check (output folder, disk, each input's header) before any model loads
         plan = plan_batch([folder], out_dir, recursive=recursive, overwrite=overwrite, retry_failed=retry_failed,
-                          max_pixels=config.max_pixels)
+                          config=config)
         with Progress(*columns, console=err) as bar:
             task = bar.add_task("restoring", total=len(plan.jobs) + len(plan.settled), failed=0, rate="–")
             for r in restore_many([folder], out_dir, ray_address, config=config, brain=brain, workers=workers,
