@@ -98,9 +98,14 @@ def read_records(out_dir: Path) -> dict[str, dict]:
 def _append_record(out_dir: Path, job: PhotoJob, status: str, reason: str = "") -> None:
     rec = {"input": job.key, "size": job.size, "mtime_ns": job.mtime_ns,
            "output": job.output.relative_to(out_dir).as_posix(), "status": status, "reason": reason}
-    # One short line per write with O_APPEND: whole lines, even with a reader at the same time.
-    with open(out_dir / RECORDS, "a") as f:
-        f.write(json.dumps(rec) + "\n")
+    # One short line per write with O_APPEND: whole lines, even with a reader at the same time. A line
+    # torn by a killed driver is ended first, so that it cannot swallow the next record.
+    with open(out_dir / RECORDS, "a+b") as f:
+        line = json.dumps(rec).encode() + b"\n"
+        if f.tell():  # "a+" starts at the end
+            f.seek(-1, os.SEEK_END)
+            line = line if f.read(1) == b"\n" else b"\n" + line
+        f.write(line)
         f.flush()
         os.fsync(f.fileno())
 

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from restoreagent.batch import RECORDS, BatchError, check_space, check_writable, plan_batch, restore_many, summary
+from restoreagent.batch import (RECORDS, BatchError, check_space, check_writable, plan_batch, read_records, restore_many,
+                                summary)
 from restoreagent.graph.configuration import Configuration
 
 CLI = [sys.executable, "-m", "restoreagent"]
@@ -193,3 +194,41 @@ def test_ray_batch_survives_a_crashing_tool_and_a_killed_worker_and_resumes(tmp_
     assert summary(again) == {"restored": 0, "done": 10, "skipped": 0, "failed": 2}
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")} == stamps
     assert len((out / RECORDS).read_text().splitlines()) == len(records)  # nothing started again
+
+
+def test_a_killed_batch_resumes_where_it_stopped(tmp_path):
+    import signal
+    import time
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for i in range(4):
+        Image.fromarray(_noisy(i)).save(src / f"p{i}.png")
+    env = {**os.environ, "RESTOREAGENT_WORK_DIR": str(tmp_path / "runs"), "RESTOREAGENT_WEIGHTS_DIR": str(tmp_path / "none"),
+           "RESTOREAGENT_FULL_RESOLUTION_SIDE": "32", "COLUMNS": "200"}
+    cmd = [*CLI, "restore", "in", "-o", "out", "--max-steps", "2", "--report", "r.json"]
+    driver = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while '"restored"' not in ((out / RECORDS).read_text() if (out / RECORDS).is_file() else ""):
+        assert driver.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    driver.send_signal(signal.SIGKILL)  # a dead driver: no clean-up of any kind
+    driver.wait()
+    first = [key for key, rec in read_records(out).items() if rec["status"] == "restored"]
+    again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    rows = {Path(r["input"]).name: r["status"] for r in json.loads((tmp_path / "r.json").read_text())}
+    assert all(rows[name] == "done" for name in first) and sorted(rows) == ["p0.png", "p1.png", "p2.png", "p3.png"]
+    restored = [json.loads(line)["input"] for line in (out / RECORDS).read_text().splitlines()
+                if json.loads(line)["status"] == "restored"]
+    assert sorted(restored) == sorted(rows)  # each photo restored exactly once over the two runs
+
+
+def test_a_torn_record_does_not_swallow_the_next(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    Image.fromarray(_noisy(0)).save(src / "a.png")
+    out.mkdir()
+    (out / RECORDS).write_text('{"input": "x.png", "size": 1, "mtime_')  # a driver killed mid-line
+    list(restore_many(src, out, config=_config(tmp_path)))
+    assert read_records(out)["a.png"]["status"] == "restored"
