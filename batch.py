@@ -9,8 +9,8 @@ Output names: a photo's output is ``OUT/<its subfolder>/<stem>.png``. When photo
 a stem (``a.jpg``, ``a.png``), the PNG keeps ``a.png`` and the others keep their suffix (``a.jpg.png``);
 a name still taken gets ``-2``, ``-3``... A name once given is kept: it is read back from the records.
 
-Resume records: ``OUT/.restoreagent-batch.jsonl``, one JSON line per photo started and per photo
-restored, keyed on the input's path relative to its folder plus its size and modification time. A photo
+Resume records: ``OUT/.restoreagent-batch.jsonl``, one JSON line per photo started, restored or
+failed, keyed on the input's path relative to its folder plus its size and modification time. A photo
 is done when its latest record matches the input as it is now and its output exists (outputs are
 written atomically, so an output that exists is whole). A changed input is restored again, over its
 own earlier output. A photo that failed on a worker is listed as failed again, not retried, unless
@@ -38,9 +38,10 @@ from typing import Any, Iterable, Iterator, Literal, Sequence
 from pydantic import BaseModel, Field
 
 from .graph.configuration import Configuration
+from .tools.datasets import IMAGE_SUFFIXES as STILL_SUFFIXES
 
 RECORDS = ".restoreagent-batch.jsonl"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+IMAGE_SUFFIXES = STILL_SUFFIXES + (".webp", ".gif")
 _SR_MAX = 4  # the largest upscaling a tool does
 
 
@@ -112,7 +113,8 @@ def _append_record(out_dir: Path, job: PhotoJob, status: str, reason: str = "") 
 
 # -- planning and checks -----------------------------------------------------------------------------------
 def _inputs(paths: Sequence[Path], out_dir: Path, recursive: bool) -> tuple[list[tuple[Path, str]], list[PhotoResult]]:
-    """(photo, key) pairs and the entries skipped (not images, folders without --recursive)."""
+    """(photo, key) pairs and the entries skipped (not images, folders without --recursive). With several
+    folders, each one's photos go under its name in ``out_dir``."""
     photos: list[tuple[Path, str]] = []
     skipped: list[PhotoResult] = []
     out_abs = out_dir.resolve()
@@ -122,7 +124,8 @@ def _inputs(paths: Sequence[Path], out_dir: Path, recursive: bool) -> tuple[list
         if root.is_file():
             entries, base = [root], root.parent
         else:
-            entries, base = sorted(root.rglob("*") if recursive else root.iterdir()), root
+            entries = sorted(root.rglob("*") if recursive else root.iterdir())
+            base = root.parent if len(paths) > 1 else root
         for p in entries:
             if out_abs == p.resolve() or out_abs in p.resolve().parents:
                 continue  # our own outputs, when OUT lies inside the input folder
@@ -135,6 +138,10 @@ def _inputs(paths: Sequence[Path], out_dir: Path, recursive: bool) -> tuple[list
                 skipped.append(PhotoResult(input=p, status="skipped", reason=f"not an image ({p.suffix or 'no suffix'})"))
             else:
                 photos.append((p, p.relative_to(base).as_posix()))
+    keys: dict[str, Path] = {}
+    for p, key in photos:
+        if keys.setdefault(key, p) != p:
+            raise BatchError(f"{keys[key]} and {p} would share the output {key}: restore them into separate folders")
     return photos, skipped
 
 

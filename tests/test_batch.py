@@ -59,6 +59,8 @@ def test_plan_gives_every_photo_its_own_output_and_lists_the_rest(tmp_path):
 
     deep = plan_batch([src], tmp_path / "out", recursive=True)
     assert "sub/a.png" in {j.output.relative_to((tmp_path / "out").absolute()).as_posix() for j in deep.jobs}
+    with pytest.raises(BatchError, match="would share the output a.png"):
+        plan_batch([src / "a.png", src / "sub" / "a.png"], tmp_path / "out")
 
 
 def test_checks_before_work_name_the_users_path(tmp_path):
