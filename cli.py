@@ -220,7 +220,7 @@ def _restore_folder(folder: Path, out_dir: Path, config: Any, overwrite: bool, r
     results = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[failed]} failed, {task.fields[rate]} photos/min"), TimeElapsedColumn())
-    t0, worked = time.monotonic(), 0
+    t0, worked, failed = time.monotonic(), 0, 0
     try:  # every check (output folder, disk, each input's header) before any model loads
         plan = plan_batch([folder], out_dir, recursive=recursive, overwrite=overwrite, retry_failed=retry_failed,
                           config=config)
@@ -229,10 +229,9 @@ def _restore_folder(folder: Path, out_dir: Path, config: Any, overwrite: bool, r
             for r in restore_many([folder], out_dir, ray_address, config=config, brain=brain, workers=workers,
                                   threads=threads, plan=plan):
                 results.append(r)
-                worked += r.attempts > 0
+                worked, failed = worked + (r.attempts > 0), failed + (r.status == "failed")
                 rate = f"{60 * worked / (time.monotonic() - t0):.1f}" if worked else "–"
-                bar.update(task, advance=1, description=r.input.name, rate=rate,
-                           failed=sum(x.status == "failed" for x in results))
+                bar.update(task, advance=1, description=r.input.name, rate=rate, failed=failed)
     except BatchError as exc:
         raise CliError(str(exc)) from None
     table = Table("photo", "status", "output", "pipeline", "quality")
@@ -241,7 +240,8 @@ def _restore_folder(folder: Path, out_dir: Path, config: Any, overwrite: bool, r
         status = {"failed": f"[red]failed[/]: {escape(r.reason)}", "skipped": f"skipped: {escape(r.reason)}",
                   "done": "already done"}.get(r.status, r.status)
         name = r.input.relative_to(folder.absolute()) if r.input.is_relative_to(folder.absolute()) else r.input
-        table.add_row(str(name), status, r.output.name if r.output else "", " → ".join(r.pipeline), quality)
+        target = r.output.relative_to(out_dir.absolute()) if r.output else ""
+        table.add_row(str(name), status, str(target), " → ".join(r.pipeline), quality)
     out.print(table)
     counts = summary(results)
     out.print(f"{counts['restored']} restored, {counts['done']} already done, {counts['skipped']} skipped, "
