@@ -163,20 +163,43 @@ def restore(
     full_side: Optional[int] = FullSideOpt,
     brain: Optional[str] = BrainOpt,
     download: bool = typer.Option(False, "--download", help="First fetch the models that are not here (see `restoreagent weights`)."),
+    keep_steps: bool = typer.Option(False, "--keep-steps", help="Keep each step's image in the run folder."),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="A folder: also its subfolders, mirrored."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="A folder: try again photos that failed before."),
+    ray: bool = typer.Option(False, "--ray", help="A folder: restore on Ray (a local instance, or RAY_ADDRESS)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster (implies --ray)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Ray actors (default: one per GPU, else CPUs / --threads)."),
+    threads: int = typer.Option(2, "--threads", min=1, help="Threads per CPU actor on Ray."),
 ) -> None:
     """Restore INPUT and write the result to OUTPUT (a folder: every photo in it, resumably)."""
+    from .batch import BatchError, check_space, check_writable, output_bytes
     from .tools.imageio import load_image
 
     if report is not None and report.exists() and not overwrite:
         raise FileExistsError(f"report {report} exists; pass --overwrite to replace it")
-    config = _config(weights_dir, device, max_steps, permissive_only, max_pixels, full_side)
+    config = _config(weights_dir, device, max_steps, permissive_only, max_pixels, full_side).model_copy(
+        update={"keep_steps": keep_steps})
     if input.is_dir():
-        if output.exists() and not output.is_dir():
-            raise CliError(f"{output} is a file; a folder input needs a folder output")
-    else:
-        if output.exists() and not overwrite:
-            raise FileExistsError(f"output {output} exists; pass --overwrite to replace it")
-        load_image(input, config.max_pixels)  # fail fast, before any model loads, on a bad input
+        if download:
+            from .weights_cli import download_missing
+
+            download_missing(config)
+        address = ray_address or ("local" if ray else None)
+        results = _restore_folder(input, output, config, overwrite, recursive, retry_failed, brain, address, workers,
+                                  threads)
+        if report is not None:
+            _write_json_atomic([r.model_dump(mode="json") for r in results], report, overwrite)
+        if any(r.status == "failed" for r in results):
+            raise typer.Exit(1)
+        return
+    if output.exists() and not overwrite:
+        raise FileExistsError(f"output {output} exists; pass --overwrite to replace it")
+    loaded = load_image(input, config.max_pixels)  # fail fast, before any model loads, on a bad input
+    try:  # and on an output that cannot be written
+        check_writable(output.absolute().parent)
+        check_space(output.absolute().parent, output_bytes(*loaded.rgb.shape[1::-1], config.full_resolution_side))
+    except BatchError as exc:
+        raise CliError(str(exc)) from None
     # The heavy imports (torch, the graph) only once the input is known to be good: errors answer fast.
     from .graph.brains.factory import make_brain
     from .graph.graph import build_graph
@@ -191,13 +214,6 @@ def restore(
     toolbox = Toolbox(default_registry, config)
     _print_skipped(toolbox)
     graph = build_graph(config, toolbox=toolbox, brain=chat_model)
-    if input.is_dir():
-        results = _restore_folder(input, output, graph, config, overwrite)
-        if report is not None:
-            _write_json_atomic(results, report, overwrite)
-        if any(r["status"] == "failed" for r in results):
-            raise typer.Exit(1)
-        return
     from .graph.api import restore as run_restore
 
     result = run_restore(input, output, overwrite=overwrite, config=config, graph=graph, on_event=_progress_printer())
@@ -208,47 +224,44 @@ def restore(
     out.print(f"wrote {result.output}", highlight=False)
 
 
-def _restore_folder(folder: Path, out_dir: Path, graph: Any, config: Any, overwrite: bool) -> list[dict]:
-    """Restore every photo in ``folder``; skip finished ones (resumable), list failures, keep going."""
+def _restore_folder(folder: Path, out_dir: Path, config: Any, overwrite: bool, recursive: bool, retry_failed: bool,
+                    brain: Optional[str], ray_address: Optional[str], workers: Optional[int], threads: int) -> list:
+    """Restore every photo in ``folder`` (restoreagent.batch) with a progress bar; the results."""
+    import time
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .graph.api import restore as run_restore
-    from .tools.datasets import IMAGE_SUFFIXES
-    from .tools.imageio import ImageError
+    from .batch import BatchError, plan_batch, restore_many, summary
 
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + (".webp", ".gif"))
-    if not files:
-        raise CliError(f"{folder}: no images found")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results: list[dict] = []
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err) as bar:
-        task = bar.add_task("restoring", total=len(files))
-        for path in files:
-            target = out_dir / f"{path.stem}.png"
-            bar.update(task, description=path.name)
-            row: dict[str, Any] = {"input": str(path), "output": str(target)}
-            if target.exists() and not overwrite:
-                row["status"] = "skipped (done)"
-            else:
-                try:
-                    r = run_restore(path, target, overwrite=overwrite, config=config, graph=graph)
-                    row.update(status="restored", pipeline=[s.tool for s in r.accepted_steps],
-                               quality_before=r.quality_before, quality=r.quality,
-                               seconds=round(sum(s.seconds for s in r.steps), 2))
-                except (ImageError, OSError, ValueError, RuntimeError) as exc:
-                    row.update(status="failed", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-            results.append(row)
-            bar.advance(task)
-    table = Table("photo", "status", "pipeline", "quality")
+    results = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[failed]} failed, {task.fields[rate]} photos/min"), TimeElapsedColumn())
+    t0, worked, failed = time.monotonic(), 0, 0
+    try:  # every check (output folder, disk, each input's header) before any model loads
+        plan = plan_batch([folder], out_dir, recursive=recursive, overwrite=overwrite, retry_failed=retry_failed,
+                          config=config)
+        with Progress(*columns, console=err) as bar:
+            task = bar.add_task("restoring", total=len(plan.jobs) + len(plan.settled), failed=0, rate="–")
+            for r in restore_many([folder], out_dir, ray_address, config=config, brain=brain, workers=workers,
+                                  threads=threads, plan=plan):
+                results.append(r)
+                worked, failed = worked + (r.attempts > 0), failed + (r.status == "failed")
+                rate = f"{60 * worked / (time.monotonic() - t0):.1f}" if worked else "–"
+                bar.update(task, advance=1, description=r.input.name, rate=rate, failed=failed)
+    except BatchError as exc:
+        raise CliError(str(exc)) from None
+    table = Table("photo", "status", "output", "pipeline", "quality")
     for r in results:
-        quality = f"{r['quality_before']:.2f} → {r['quality']:.2f}" if "quality" in r else ""
-        status = r["status"] if r["status"] != "failed" else f"[red]failed[/]: {r['error']}"
-        table.add_row(Path(r["input"]).name, status, " → ".join(r.get("pipeline", [])), quality)
+        quality = f"{r.quality_before:.2f} → {r.quality:.2f}" if r.quality is not None else ""
+        status = {"failed": f"[red]failed[/]: {escape(r.reason)}", "skipped": f"skipped: {escape(r.reason)}",
+                  "done": "already done"}.get(r.status, r.status)
+        name = r.input.relative_to(folder.absolute()) if r.input.is_relative_to(folder.absolute()) else r.input
+        target = r.output.relative_to(out_dir.absolute()) if r.output else ""
+        table.add_row(str(name), status, str(target), " → ".join(r.pipeline), quality)
     out.print(table)
-    counts = {k: sum(r["status"] == k for r in results) for k in ("restored", "skipped (done)", "failed")}
-    out.print(f"{counts['restored']} restored, {counts['skipped (done)']} already done, {counts['failed']} failed",
-              highlight=False)
+    counts = summary(results)
+    out.print(f"{counts['restored']} restored, {counts['done']} already done, {counts['skipped']} skipped, "
+              f"{counts['failed']} failed", highlight=False)
     return results
 
 
@@ -626,6 +639,37 @@ def bench_real(
     out.print((out_dir / "summary.md").read_text(), highlight=False)
 
 
+@app.command("bench-batch")
+@user_errors
+def bench_batch(
+    images: Path = typer.Option(..., "--images", help="A folder of photos (e.g. ../shared/data/pairs/polyu/noisy)."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder for results.json and one output folder per mode."),
+    limit: int = typer.Option(12, "--limit", min=1, help="The first N photos by name."),
+    workers: list[int] = typer.Option([1, 2], "--workers", min=1, help="Ray worker counts to measure."),
+    threads: int = typer.Option(1, "--threads", min=1, help="Threads per Ray worker."),
+    weights_dir: Optional[Path] = WeightsOpt,
+    full_side: Optional[int] = FullSideOpt,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the results of an earlier run in --out."),
+) -> None:
+    """Photos per minute: folder mode against Ray with 1, 2, ... workers, on the same photos."""
+    import shutil
+
+    from .batch import IMAGE_SUFFIXES
+    from .batch_bench import benchmark, table
+
+    photos = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    if not photos:
+        raise CliError(f"{images}: no images found")
+    _fresh_results_dir(out_dir, overwrite)
+    for sub in ["folder", *(f"ray-{n}" for n in workers)]:
+        shutil.rmtree(out_dir / sub, ignore_errors=True)  # a fresh batch each, nothing resumed
+    config = _config(weights_dir, "cpu", None, False, full_side=full_side)
+    rows, startup = benchmark(photos, out_dir, config, workers, threads)
+    _write_json_atomic({"rows": [r.model_dump() for r in rows], "ray_startup_s": startup}, out_dir / "results.json",
+                       overwrite=True)
+    out.print(table(rows, startup), highlight=False)
+
+
 @app.command("export-sft")
 @user_errors
 def export_sft(
@@ -691,6 +735,45 @@ def bench_memory(
     out.print(f"where the time went: tool steps {tools:.1f} s (each with reading its input from the artifact "
               f"store and storing its output), assessing and planning {agent:.1f} s, the rest "
               f"{wall - tools - agent:.1f} s (reading the photo, storing it, writing the result)", highlight=False)
+
+
+runs_app = typer.Typer(no_args_is_help=True, help="The run folders: a bounded history of restores (runs.py).")
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.command("list")
+@user_errors
+def runs_list() -> None:
+    """List the run folders, newest first, with their size."""
+    import datetime
+
+    from .graph.configuration import Configuration
+    from .runs import list_runs
+
+    work_dir = Configuration.from_env().work_dir
+    runs = list_runs(work_dir)
+    table = Table("run", "kind", "finished", "MB", "output")
+    for r in runs:
+        when = datetime.datetime.fromtimestamp(r.finished).strftime("%Y-%m-%d %H:%M")
+        table.add_row(r.path.name, r.kind, when, f"{r.bytes / 1e6:.1f}", r.output or "")
+    out.print(table)
+    out.print(f"{len(runs)} runs, {sum(r.bytes for r in runs) / 1e6:.1f} MB in {work_dir} "
+              "(kind other: a chat thread's images, or a run that never finished)", highlight=False)
+
+
+@runs_app.command("clean")
+@user_errors
+def runs_clean(
+    keep: int = typer.Option(0, "--keep", min=0, help="Restore runs to keep, newest first."),
+    max_mb: float = typer.Option(500.0, "--max-mb", min=0, help="... and at most this many MB of them."),
+    include_other: bool = typer.Option(False, "--include-other", help="Also chat threads' images (undo needs them)."),
+) -> None:
+    """Remove the restore runs beyond --keep (default: all of them); chat threads' folders stay."""
+    from .graph.configuration import Configuration
+    from .runs import prune
+
+    removed = prune(Configuration.from_env().work_dir, keep, max_mb, include_other=include_other)
+    out.print(f"removed {len(removed)} runs, {sum(r.bytes for r in removed) / 1e6:.1f} MB", highlight=False)
 
 
 from .weights_cli import app as weights_app  # noqa: E402  (it uses the helpers above)

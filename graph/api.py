@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, Field
 
+from ..runs import finish_run
 from .configuration import Configuration
 from .state import Step
 
@@ -98,6 +99,8 @@ def restore(
     result = result_from_state(state, before)
     if not isinstance(image, (str, os.PathLike)):
         result.input = f"<{type(image).__name__}>"  # the temp copy is gone
+    finish_run(result.run_dir, input=result.input, output=str(result.output), keep_steps=config.keep_steps,
+               history=config.run_history, history_mb=config.run_history_mb)
     return result
 
 

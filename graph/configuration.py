@@ -37,6 +37,12 @@ class Configuration(BaseModel):
         "for https://raw.githubusercontent.com, RESTOREAGENT_PYPI_BASE for https://files.pythonhosted.org)."
     )
     work_dir: Path = Field(default_factory=default_work_dir, description="Where each run's artifact store lives.")
+    keep_steps: bool = Field(
+        default=False, description="Keep a one-shot restore's intermediate images in its run folder (chat keeps "
+        "them always: undo needs them)."
+    )
+    run_history: int = Field(default=20, ge=1, description="One-shot restore runs kept in work_dir (runs.py).")
+    run_history_mb: float = Field(default=500.0, gt=0, description="... and at most this many MB of them.")
     device: str = Field(default="auto", description="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ...")
     tile_size: int = Field(default=512, ge=64, description="Tile edge for learned tools (bounds memory).")
     tile_overlap: int = Field(default=32, ge=0, description="Overlap between tiles, blended.")

@@ -13,7 +13,7 @@ from PIL import Image
 
 from restoreagent import Configuration, build_graph, restore
 from restoreagent.tools import default_registry
-from restoreagent.tools.imageio import ImageError, load_image
+from restoreagent.tools.imageio import MIN_SIDE, ImageError, load_image
 from restoreagent.tools.registry import ToolRegistry
 
 FAST_TOOLS = ("denoise_nlmeans", "jpeg_deblock", "lowlight_gamma", "dehaze_dcp", "sr_lanczos")
@@ -55,6 +55,11 @@ def test_any_size_mode_and_format_restores(fast_graph, tmp_path, h, w, mode, fmt
     except (OSError, ValueError):
         return  # Pillow cannot write this combination; nothing to test
     before = src.read_bytes()
+    if min(h, w) < MIN_SIDE:  # refused in one line, the input untouched
+        with pytest.raises(ImageError, match="too small to restore"):
+            restore(src, tmp_path / "out.png", overwrite=True, graph=graph, config=config)
+        assert src.read_bytes() == before
+        return
     result = restore(src, tmp_path / "out.png", overwrite=True, graph=graph, config=config)
     out = Image.open(result.output)
     scale = 4 if any(s.task == "low_resolution" for s in result.accepted_steps) else 1
@@ -64,7 +69,7 @@ def test_any_size_mode_and_format_restores(fast_graph, tmp_path, h, w, mode, fmt
 
 
 @settings(max_examples=20, deadline=None)
-@given(arr=st.sampled_from([np.uint8, np.float32, np.float64]), h=st.integers(2, 40), w=st.integers(2, 40))
+@given(arr=st.sampled_from([np.uint8, np.float32, np.float64]), h=st.integers(MIN_SIDE, 40), w=st.integers(MIN_SIDE, 40))
 def test_arrays_of_any_dtype_are_accepted(fast_graph, arr, h, w):
     graph, config = fast_graph
     rng = np.random.default_rng(h * 100 + w)

@@ -19,8 +19,11 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, overwrite: bool = T
     p = Path(path)
     if not overwrite and p.exists():
         raise FileExistsError(f"{p} exists; pass --overwrite (overwrite=True) to replace it")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".part")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".part")
+    except PermissionError:  # name the user's path, not our temp file
+        raise PermissionError(f"cannot write {p}: permission denied") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)

@@ -24,6 +24,8 @@ from .files import atomic_write
 
 #: Default cap on pixels per image (Pillow's own bomb limit); ``load_image(max_pixels=...)`` changes it.
 MAX_PIXELS = 178_956_970
+#: Smaller sides are refused: the assessor and the tools need a neighbourhood to work on.
+MIN_SIDE = 8
 
 
 class ImageError(ValueError):
@@ -56,22 +58,11 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> LoadedI
     ``max_pixels`` guards against decompression bombs: larger images are refused
     before any pixel is decoded.
     """
-    p = Path(path)
-    if not p.exists():
-        raise ImageError(f"{p}: no such file")
-    if p.is_dir():
-        raise ImageError(f"{p}: is a folder, not an image")
-    if p.stat().st_size == 0:
-        raise ImageError(f"{p}: file is empty")
+    p = _existing_file(path)
     notes: list[str] = []
     try:
         with Image.open(p) as im:
-            w, h = im.size
-            if w * h > max_pixels:
-                raise ImageError(
-                    f"{p}: {w}×{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,} "
-                    "(raise max_pixels / --max-pixels if you trust this file)"
-                )
+            _check_size(p, *im.size, max_pixels)
             if getattr(im, "n_frames", 1) > 1:
                 notes.append(f"{getattr(im, 'n_frames')} frames: using the first")
             im.seek(0)
@@ -88,6 +79,42 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> LoadedI
     except Exception as exc:  # Pillow's decoders raise many types on malformed files (found by fuzzing)
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImageError(f"{p}: corrupt or truncated image ({detail})") from None
+
+
+def read_size(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+    """(width, height) from the file's header only, with the same refusals as :func:`load_image`."""
+    p = _existing_file(path)
+    try:
+        with Image.open(p) as im:
+            return _check_size(p, *im.size, max_pixels)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(f"{p}: not an image Pillow can read") from None
+    except Exception as exc:
+        raise ImageError(f"{p}: corrupt image header ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+
+
+def _existing_file(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise ImageError(f"{p}: no such file")
+    if p.is_dir():
+        raise ImageError(f"{p}: is a folder, not an image")
+    if p.stat().st_size == 0:
+        raise ImageError(f"{p}: file is empty")
+    return p
+
+
+def _check_size(p: Path, w: int, h: int, max_pixels: int) -> tuple[int, int]:
+    if w * h > max_pixels:
+        raise ImageError(
+            f"{p}: {w}×{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,} "
+            "(raise max_pixels / --max-pixels if you trust this file)"
+        )
+    if min(w, h) < MIN_SIDE:
+        raise ImageError(f"{p}: {w}×{h} px is too small to restore (each side needs at least {MIN_SIDE} px)")
+    return w, h
 
 
 def _to_srgb(im: Image.Image, notes: list[str]) -> Image.Image:
