@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -65,11 +66,13 @@ def user_errors(fn: Callable) -> Callable:
 
 def _config(
     weights_dir: Optional[Path], device: Optional[str], max_steps: Optional[int], permissive_only: bool,
-    max_pixels: Optional[int] = None, full_side: Optional[int] = None,
+    max_pixels: Optional[int] = None, full_side: Optional[int] = None, scale: Optional["ScaleChoice"] = None,
+    target_side: Optional[int] = None,
 ):
     from .graph.configuration import Configuration
+    from .graph.sizing import SizeRequest
 
-    return Configuration.from_env(
+    config = Configuration.from_env(
         weights_dir=weights_dir,
         device=device,
         max_steps=max_steps,
@@ -77,6 +80,10 @@ def _config(
         max_pixels=max_pixels,
         full_resolution_side=full_side,
     )
+    if scale is not None or target_side is not None:  # the command line replaces the env's size
+        size = SizeRequest(scale=scale.value if scale else "auto", target_side=target_side)
+        config = config.model_copy(update={"scale": size.scale, "target_side": size.target_side})
+    return config
 
 
 def _fresh_results_dir(out_dir: Path, overwrite: bool) -> None:
@@ -136,6 +143,21 @@ FullSideOpt = typer.Option(
     help="Short side (px) a photo should have; smaller ones count as low resolution and are upscaled "
     "(default 512; env RESTOREAGENT_FULL_RESOLUTION_SIDE).",
 )
+class ScaleChoice(str, Enum):
+    auto = "auto"
+    one = "1"
+    two = "2"
+    four = "4"
+
+
+ScaleOpt = typer.Option(
+    None, "--scale", case_sensitive=False,
+    help="Output size: auto (default: the agent upscales a photo that reads as low resolution), or 1, 2, 4 "
+    "times the input's size (1: always the input's size). Env RESTOREAGENT_SCALE.",
+)
+TargetSideOpt = typer.Option(
+    None, "--target-side", min=8, max=65536, help="Output short side in px, instead of --scale (env RESTOREAGENT_TARGET_SIDE).",
+)
 BrainOpt = typer.Option(
     None, "--brain", envvar="RESTOREAGENT_BRAIN",
     help="offline (default: the learned planner), offline:rules, qwen-vl:DIR, openai:MODEL, anthropic:MODEL "
@@ -157,6 +179,8 @@ def restore(
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Refuse larger inputs (default 179 M)."),
     full_side: Optional[int] = FullSideOpt,
     brain: Optional[str] = BrainOpt,
+    scale: Optional[ScaleChoice] = ScaleOpt,
+    target_side: Optional[int] = TargetSideOpt,
 ) -> None:
     """Restore INPUT and write the result to OUTPUT (a folder: every photo in it, resumably)."""
     from .graph.brains.factory import make_brain
@@ -167,7 +191,7 @@ def restore(
 
     if report is not None and report.exists() and not overwrite:
         raise FileExistsError(f"report {report} exists; pass --overwrite to replace it")
-    config = _config(weights_dir, device, max_steps, permissive_only, max_pixels, full_side)
+    config = _config(weights_dir, device, max_steps, permissive_only, max_pixels, full_side, scale, target_side)
     if input.is_dir():
         if output.exists() and not output.is_dir():
             raise CliError(f"{output} is a file; a folder input needs a folder output")
@@ -191,6 +215,8 @@ def restore(
     result = run_restore(input, output, overwrite=overwrite, config=config, graph=graph, on_event=_progress_printer())
     for note in result.notes:
         err.print(f"note: {note}", highlight=False)
+    if result.size is not None:
+        err.print(f"size: {escape(result.size.reason)}", highlight=False)
     if report is not None:
         _write_json_atomic(result.model_dump(mode="json"), report, overwrite)
     out.print(f"wrote {result.output}", highlight=False)
@@ -255,6 +281,8 @@ def chat(
     max_steps: Optional[int] = StepsOpt,
     permissive_only: bool = PermissiveOpt,
     full_side: Optional[int] = FullSideOpt,
+    scale: Optional[ScaleChoice] = ScaleOpt,
+    target_side: Optional[int] = TargetSideOpt,
 ) -> None:
     """Restore INPUT, then talk about it: 'what did you do?', 'undo the last step', 'that is too dark',
     'use a stronger denoiser', 'skip dehazing'. Each turn's image is saved; an empty line or 'quit' ends."""
@@ -262,8 +290,8 @@ def chat(
     from .graph.chat import Conversation
     from .tools.imageio import load_image
 
-    config = _config(weights_dir, device, max_steps, permissive_only, full_side=full_side).model_copy(
-        update={"approve_tools": approve})
+    config = _config(weights_dir, device, max_steps, permissive_only, full_side=full_side, scale=scale,
+                     target_side=target_side).model_copy(update={"approve_tools": approve})
     load_image(input, config.max_pixels)  # a bad input fails here, in one line
     folder = out_dir or Path(f"{input.stem}-chat")
     folder.mkdir(parents=True, exist_ok=True)
@@ -277,7 +305,8 @@ def chat(
 
     def show(turn: Any) -> None:
         out.print(f"[bold]agent:[/] {escape(turn.reply)}", highlight=False)
-        out.print(f"saved {turn.output}", highlight=False)
+        if turn.changed:
+            out.print(f"saved {turn.output}", highlight=False)
 
     with Conversation(config, brain=chat_model, db_path=db, thread_id=thread, approver=_ask_approval) as conv:
         err.print(f"thread {conv.thread_id} (continue later with --thread {conv.thread_id})", highlight=False)
@@ -307,20 +336,20 @@ def _input_line(prompt: str) -> str:
 
 
 def _ask_approval(request: dict) -> Any:
-    """Ask in the terminal whether to run a proposed tool call."""
-    args = escape(json.dumps(request["args"]))
-    out.print(f"run [bold]{request['tool']}[/] {args}? " + escape("[y]es / [n]o / JSON args to edit: "),
-              end="", highlight=False)
-    answer = sys.stdin.readline().strip()
-    if answer.startswith("{"):
-        try:
-            return {"action": "edit", "args": json.loads(answer)}
-        except json.JSONDecodeError:
-            err.print("not valid JSON; running the proposed call", highlight=False)
-            return "approve"
-    if answer.lower() in ("n", "no"):
-        return {"action": "reject", "reason": "the user said no"}
-    return "approve"
+    """Ask in the terminal whether to run a proposed tool call; only yes, no, skip (or JSON
+    arguments to edit it) are taken, anything else asks again."""
+    from .graph.chat import approval_answer
+
+    while True:
+        out.print(f"{escape(request['description'])}? " + escape("[y]es / [n]o / [s]kip this task / JSON args to edit: "),
+                  end="", highlight=False)
+        line = sys.stdin.readline()
+        if not line:  # end of input: nothing was approved
+            return "reject"
+        decision = approval_answer(line)
+        if decision is not None:
+            return decision
+        err.print("please answer yes, no or skip (or give JSON arguments to edit the call)", highlight=False)
 
 
 @app.command()
