@@ -354,6 +354,40 @@ def _ask_approval(request: dict) -> Any:
 
 @app.command()
 @user_errors
+def ui(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (default loopback: nothing leaves this machine)."),
+    port: Optional[int] = typer.Option(None, "--port", min=1, max=65535, help="Port (default 7860, or the next free one)."),
+    db: Optional[Path] = typer.Option(None, "--db", help="Conversation store, shared with `chat` (default ~/.local/share/restoreagent/threads.sqlite)."),
+    approve: bool = typer.Option(False, "--approve", help="Start with 'ask before each step' on."),
+    brain: Optional[str] = BrainOpt,
+    weights_dir: Optional[Path] = WeightsOpt,
+    device: Optional[str] = DeviceOpt,
+    max_steps: Optional[int] = StepsOpt,
+    permissive_only: bool = PermissiveOpt,
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Refuse larger uploads (default 179 M)."),
+    scale: Optional[ScaleChoice] = ScaleOpt,
+    target_side: Optional[int] = TargetSideOpt,
+) -> None:
+    """Serve the web page: upload photos, watch each step, compare before and after, chat (Ctrl+C stops it)."""
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("gradio") is None:
+        raise CliError("the page needs Gradio: pip install 'restoreagent[ui]'")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # read by Gradio at import
+    from .graph.brains.factory import make_brain
+    from .graph.web import PageSettings, Studio, serve
+
+    config = _config(weights_dir, device, max_steps, permissive_only, max_pixels, scale=scale,
+                     target_side=target_side).model_copy(update={"approve_tools": approve})
+    settings = PageSettings(host=host, port=port)
+    studio = Studio(config, brain=make_brain(brain), db_path=db)
+    _print_skipped(studio.toolbox)
+    serve(studio, settings, on_ready=lambda url: out.print(f"RestoreAgent page: {url} (Ctrl+C stops it)", highlight=False))
+
+
+@app.command()
+@user_errors
 def assess(
     input: Path = typer.Argument(..., help="The photo to assess."),
     full_side: Optional[int] = FullSideOpt,

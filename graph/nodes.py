@@ -559,6 +559,8 @@ class Nodes:
             reply = f"{reply} Nothing changed, so no new image was saved.".strip()
         get_stream_writer()({"event": "finished", "output": str(out), "reason": reason, "reply": reply,
                              "changed": changed})
+        turn = state.get("turn", 1)
+        message = state["requests"][-1] if turn > 1 and state.get("requests") else None
         return {"output": str(out), "done_reason": reason, "pending": None, "reply": reply, "changed": changed,
-                "size": size}
+                "size": size, "transcript": [{"turn": turn, "message": message, "reply": reply, "output": str(out)}]}
 

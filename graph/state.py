@@ -79,6 +79,7 @@ class State(TypedDict):
     turn_start: NotRequired[int]
     requests: NotRequired[Annotated[list[str], operator.add]]
     reply: NotRequired[str]
+    transcript: NotRequired[Annotated[list[dict[str, Any]], operator.add]]  # per turn: message, reply, output
     turn_image_id: NotRequired[str]  # the current image when this turn started (unchanged: no new file)
     changed: NotRequired[bool]  # whether this turn changed the image
     skip_tasks: NotRequired[Annotated[list[str], operator.add]]  # "skip" answers to approval prompts

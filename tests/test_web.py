@@ -1,0 +1,153 @@
+"""The web page in a real headless Chromium, against the real server (``restoreagent ui``).
+
+Needs Gradio and Selenium (``pip install -e ".[test,ui]"``) and Debian's ``chromium`` and
+``chromium-driver`` (``apt-get install -y chromium chromium-driver``; ``.ci/run`` installs them).
+The screenshot goes to ``docs/images/ui.png`` with ``RESTOREAGENT_SCREENSHOTS=1`` (how the README's
+was made), else to the test's temp folder.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from restoreagent.tools.synthesis import add_gaussian_noise
+
+pytest.importorskip("gradio", reason="the page needs Gradio: pip install -e '.[ui]'")
+webdriver = pytest.importorskip("selenium.webdriver", reason="the browser test needs Selenium: pip install selenium")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="Debian chromium and chromium-driver are not installed "
+                       "(apt-get install -y chromium chromium-driver)"),
+]
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def server(tmp_path):
+    port = _free_port()
+    env = {**os.environ, "RESTOREAGENT_WORK_DIR": str(tmp_path / "runs")}
+    cmd = [sys.executable, "-m", "restoreagent", "ui", "--port", str(port), "--db", str(tmp_path / "threads.sqlite"),
+           "--weights-dir", str(tmp_path / "no-weights"), "--scale", "1"]
+    log = open(tmp_path / "server.log", "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, (tmp_path / "server.log").read_text()
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        pytest.fail("the page did not start: " + (tmp_path / "server.log").read_text())
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+    log.close()
+
+
+@pytest.fixture()
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1400,1700"):
+        options.add_argument(arg)
+    from selenium.webdriver.chrome.service import Service
+
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def _wait(driver, condition, seconds=240):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, seconds, poll_frequency=0.5).until(condition)
+
+
+def _after_image(driver) -> tuple[str, np.ndarray]:
+    """The 'after' image of the before/after slider: its address and its pixels."""
+    from selenium.webdriver.common.by import By
+
+    src = driver.find_elements(By.CSS_SELECTOR, "#result img")[-1].get_attribute("src")
+    with urllib.request.urlopen(src, timeout=30) as response:
+        return src, np.asarray(Image.open(io.BytesIO(response.read())).convert("RGB"))
+
+
+def _text(driver, elem_id: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.ID, elem_id).text
+
+
+def test_the_page_restores_chats_undoes_and_refuses_a_corrupt_upload(server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from skimage import data
+
+    clean = data.astronaut()[:320, 96:416].astype(np.float32) / 255.0  # NASA photo, public domain
+    noisy = add_gaussian_noise(clean, 25, np.random.default_rng(0))
+    photo = tmp_path / "noisy.png"
+    Image.fromarray((np.clip(noisy, 0, 1) * 255 + 0.5).astype(np.uint8)).save(photo)
+    uploaded = np.asarray(Image.open(photo).convert("RGB"))
+
+    browser.get(server)
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"), 60)
+    browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(photo))
+
+    # 1-2. the result shows, and the steps are listed with their verdicts
+    _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#result img")) == 2 and "kept" in _text(d, "steps"))
+    restored_src, restored = _after_image(browser)
+    assert restored.shape == uploaded.shape  # --scale 1: the input's size
+    assert np.abs(restored.astype(float) - uploaded).mean() > 2  # the agent changed it
+    assert "denoise" in _text(browser, "steps")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#strip img")) >= 2  # the original, then each kept step
+    assert browser.find_elements(By.CSS_SELECTOR, "#assessment canvas, #assessment svg")  # the bar chart
+
+    # a question changes nothing: the same image, and the reply says so
+    box = browser.find_element(By.CSS_SELECTOR, "#message textarea")
+    box.send_keys("what did you do?", Keys.ENTER)
+    _wait(browser, lambda d: "Nothing changed" in _text(d, "chat"))
+    assert _after_image(browser)[0] == restored_src
+    shot = REPO / "docs" / "images" / "ui.png" if os.environ.get("RESTOREAGENT_SCREENSHOTS") == "1" else tmp_path / "ui.png"
+    browser.save_screenshot(str(shot))
+    assert shot.stat().st_size > 10_000
+
+    # 3. "undo the last step": the image changes back to the upload
+    box.send_keys("undo the last step", Keys.ENTER)
+    _wait(browser, lambda d: "back to the original photo" in _text(d, "chat") and _after_image(d)[0] != restored_src)
+    np.testing.assert_array_equal(_after_image(browser)[1], uploaded)
+    assert "img-" not in _text(browser, "chat")  # no internal ids
+
+    # a reload keeps the thread
+    browser.refresh()
+    _wait(browser, lambda d: "undo the last step" in _text(d, "chat") and d.find_elements(By.CSS_SELECTOR, "#result img"), 60)
+
+    # 4. a corrupt upload gets a clear message, and the server keeps serving
+    corrupt = tmp_path / "broken.png"
+    corrupt.write_bytes(photo.read_bytes()[:200])
+    browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(corrupt))
+    _wait(browser, lambda d: "Cannot restore broken.png" in _text(d, "notice"), 60)
+    assert "corrupt or truncated" in _text(browser, "notice") and str(tmp_path) not in _text(browser, "notice")
+    assert urllib.request.urlopen(server, timeout=10).status == 200
