@@ -556,7 +556,7 @@ class Nodes:
         reply = without_ids((state.get("reply") or "") if not state.get("pending") else reason,
                             state["original_id"], state.get("steps", []))
         if not changed:
-            reply = f"{reply} Nothing changed, so no new image was saved.".strip()
+            reply = f"{reply}\n\nNothing changed, so no new image was saved.".strip()
         get_stream_writer()({"event": "finished", "output": str(out), "reason": reason, "reply": reply,
                              "changed": changed})
         turn = state.get("turn", 1)

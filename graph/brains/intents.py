@@ -120,10 +120,15 @@ def still_available(context: dict[str, Any]) -> str:
     """What the user can still ask for: untried tools per open task, and the tools whose weights a
     ``restoreagent weights download`` would add."""
     skip = set(context.get("skip_tasks", []))
-    used = {s["tool"] for s in context.get("history", []) if s.get("active", True)}
-    offers = [f"{task} ({', '.join(fresh)})" for task, tools in context.get("tools_by_task", {}).items()
-              if task not in skip and (fresh := [t for t in tools if t not in used])]
-    text = ("You can still ask for: " + "; ".join(offers) + " (e.g. 'use a stronger denoiser', 'continue')."
+    # a call the user said no to never ran: it can still be asked for
+    used = {s["tool"] for s in context.get("history", [])
+            if s.get("active", True) and not s["reason"].startswith("rejected by the user")}
+    open_tasks = {task: fresh for task, tools in context.get("tools_by_task", {}).items()
+                  if task not in skip and (fresh := [t for t in tools if t not in used])}
+    # task names as the chat understands them ("low light", "motion blur")
+    offers = [f"{task.replace('_', ' ')} ({', '.join(fresh)})" for task, fresh in open_tasks.items()]
+    example = next(iter(open_tasks), "").replace("_", " ")
+    text = (f"You can still ask for: {'; '.join(offers)} (say e.g. 'stronger {example}', or 'continue')."
             if offers else "Every available tool was tried.")
     missing = {name: task for name, task in context.get("unavailable_tools", {}).items() if task not in skip}
     if missing:
