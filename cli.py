@@ -81,6 +81,8 @@ def _config(
         full_resolution_side=full_side,
     )
     if scale is not None or target_side is not None:  # the command line replaces the env's size
+        if scale not in (None, ScaleChoice.auto) and target_side is not None:
+            raise CliError("give --scale or --target-side, not both")
         size = SizeRequest(scale=scale.value if scale else "auto", target_side=target_side)
         config = config.model_copy(update={"scale": size.scale, "target_side": size.target_side})
     return config

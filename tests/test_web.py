@@ -25,15 +25,25 @@ from PIL import Image
 from restoreagent.tools.synthesis import add_gaussian_noise
 
 pytest.importorskip("gradio", reason="the page needs Gradio: pip install -e '.[ui]'")
-webdriver = pytest.importorskip("selenium.webdriver", reason="the browser test needs Selenium: pip install selenium")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="Debian chromium and chromium-driver are not installed "
-                       "(apt-get install -y chromium chromium-driver)"),
-]
 REPO = Path(__file__).resolve().parents[1]
+
+
+def test_bad_uploads_are_named_in_the_users_words(tmp_path):
+    from restoreagent import Configuration
+    from restoreagent.graph.toolbox import Toolbox
+    from restoreagent.graph.web import Studio
+    from restoreagent.tools.registry import ToolRegistry
+
+    config = Configuration(work_dir=tmp_path / "runs", max_pixels=10_000)
+    studio = Studio(config, db_path=tmp_path / "t.sqlite", toolbox=Toolbox(ToolRegistry([]), config))
+    (tmp_path / "notes.png").write_text("not a photo")
+    Image.new("RGB", (200, 100)).save(tmp_path / "big.png")
+    Image.new("RGB", (50, 50)).save(tmp_path / "fine.png")
+    assert studio.check_upload(str(tmp_path / "notes.png")) == "notes.png: not an image Pillow can read"
+    assert studio.check_upload(str(tmp_path / "big.png")).startswith("big.png: 200×100 = 20,000 pixels exceeds the limit")
+    assert studio.check_upload(str(tmp_path / "fine.png")) is None
 
 
 def _free_port() -> int:
@@ -69,6 +79,9 @@ def server(tmp_path):
 
 @pytest.fixture()
 def browser():
+    if not (CHROMIUM and DRIVER):
+        pytest.skip("Debian chromium and chromium-driver are not installed (apt-get install -y chromium chromium-driver)")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="the browser test needs Selenium: pip install selenium")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1400,1700"):
@@ -81,9 +94,12 @@ def browser():
 
 
 def _wait(driver, condition, seconds=240):
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, seconds, poll_frequency=0.5).until(condition)
+    # Gradio redraws components as results stream in: an element found may be gone a moment later.
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    return WebDriverWait(driver, seconds, poll_frequency=0.5, ignored_exceptions=ignored).until(condition)
 
 
 def _after_image(driver) -> tuple[str, np.ndarray]:
@@ -98,18 +114,25 @@ def _after_image(driver) -> tuple[str, np.ndarray]:
 def _text(driver, elem_id: str) -> str:
     from selenium.webdriver.common.by import By
 
-    return driver.find_element(By.ID, elem_id).text
+    return _wait(driver, lambda d: d.find_element(By.ID, elem_id).text + " ", 30)[:-1]
 
 
-def test_the_page_restores_chats_undoes_and_refuses_a_corrupt_upload(server, browser, tmp_path):
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
+def _noisy_photo(tmp_path: Path) -> Path:
     from skimage import data
 
     clean = data.astronaut()[:320, 96:416].astype(np.float32) / 255.0  # NASA photo, public domain
     noisy = add_gaussian_noise(clean, 25, np.random.default_rng(0))
     photo = tmp_path / "noisy.png"
     Image.fromarray((np.clip(noisy, 0, 1) * 255 + 0.5).astype(np.uint8)).save(photo)
+    return photo
+
+
+@pytest.mark.slow
+def test_the_page_restores_chats_undoes_and_refuses_a_corrupt_upload(server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    photo = _noisy_photo(tmp_path)
     uploaded = np.asarray(Image.open(photo).convert("RGB"))
 
     browser.get(server)
@@ -151,3 +174,41 @@ def test_the_page_restores_chats_undoes_and_refuses_a_corrupt_upload(server, bro
     _wait(browser, lambda d: "Cannot restore broken.png" in _text(d, "notice"), 60)
     assert "corrupt or truncated" in _text(browser, "notice") and str(tmp_path) not in _text(browser, "notice")
     assert urllib.request.urlopen(server, timeout=10).status == 200
+
+
+@pytest.mark.slow
+def test_the_page_asks_before_each_step(server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    photo = _noisy_photo(tmp_path)
+    browser.get(server)
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#approve input[type=checkbox]"), 60)
+    browser.find_element(By.CSS_SELECTOR, "#approve input[type=checkbox]").click()
+    browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(photo))
+    _wait(browser, lambda d: "Proposed step 1" in _proposal(d))
+    proposal = _proposal(browser)
+    assert "on the current image" in proposal and "img-" not in proposal
+    assert not browser.find_elements(By.CSS_SELECTOR, "#result img")  # nothing ran yet
+    browser.find_element(By.ID, "approve-step").click()
+    _wait(browser, lambda d: "kept" in _text(d, "steps") and "Done" in _text(d, "chat"))
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#result img")) == 2 and not _proposal(browser)
+
+    # "stronger" proposes another denoiser; every proposal is rejected, and the agent says what is left
+    browser.find_element(By.CSS_SELECTOR, "#message textarea").send_keys("stronger\n")
+    _wait(browser, lambda d: "Proposed step 2" in _proposal(d))
+    while "Proposed step" in (shown := _proposal(browser)):
+        browser.find_element(By.ID, "reject-step").click()
+        _wait(browser, lambda d: _proposal(d) != shown)
+    _wait(browser, lambda d: "You can still ask for" in _text(d, "chat"))
+    assert "rejected by the user" in _text(browser, "steps")
+
+
+def _proposal(driver) -> str:
+    """The text of the approval panel, '' when it is hidden."""
+    from selenium.webdriver.common.by import By
+
+    def read(d) -> str:
+        shown = [e for e in d.find_elements(By.ID, "approval-text") if e.is_displayed()]
+        return (shown[0].text if shown else "") + " "
+
+    return _wait(driver, read, 30)[:-1]
