@@ -106,9 +106,16 @@ def _after_image(driver) -> tuple[str, np.ndarray]:
     """The 'after' image of the before/after slider: its address and its pixels."""
     from selenium.webdriver.common.by import By
 
-    src = driver.find_elements(By.CSS_SELECTOR, "#result img")[-1].get_attribute("src")
+    src = _wait(driver, lambda d: (imgs := d.find_elements(By.CSS_SELECTOR, "#result img")) and imgs[-1].get_attribute("src"), 30)
     with urllib.request.urlopen(src, timeout=30) as response:
         return src, np.asarray(Image.open(io.BytesIO(response.read())).convert("RGB"))
+
+
+def _act(driver, selector: str, action) -> None:
+    """``action(element)`` on the element ``selector`` finds, found again if Gradio redrew it meanwhile."""
+    from selenium.webdriver.common.by import By
+
+    _wait(driver, lambda d: action(d.find_element(By.CSS_SELECTOR, selector)) or True, 30)
 
 
 def _text(driver, elem_id: str) -> str:
@@ -137,7 +144,7 @@ def test_the_page_restores_chats_undoes_and_refuses_a_corrupt_upload(server, bro
 
     browser.get(server)
     _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"), 60)
-    browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(photo))
+    _act(browser, "#upload input[type=file]", lambda e: e.send_keys(str(photo)))
 
     # 1-2. the result shows, and the steps are listed with their verdicts
     _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#result img")) == 2 and "kept" in _text(d, "steps"))
@@ -149,8 +156,7 @@ def test_the_page_restores_chats_undoes_and_refuses_a_corrupt_upload(server, bro
     assert browser.find_elements(By.CSS_SELECTOR, "#assessment canvas, #assessment svg")  # the bar chart
 
     # a question changes nothing: the same image, and the reply says so
-    box = browser.find_element(By.CSS_SELECTOR, "#message textarea")
-    box.send_keys("what did you do?", Keys.ENTER)
+    _act(browser, "#message textarea", lambda e: e.send_keys("what did you do?", Keys.ENTER))
     _wait(browser, lambda d: "Nothing changed" in _text(d, "chat"))
     assert _after_image(browser)[0] == restored_src
     shot = REPO / "docs" / "images" / "ui.png" if os.environ.get("RESTOREAGENT_SCREENSHOTS") == "1" else tmp_path / "ui.png"
@@ -158,7 +164,7 @@ def test_the_page_restores_chats_undoes_and_refuses_a_corrupt_upload(server, bro
     assert shot.stat().st_size > 10_000
 
     # 3. "undo the last step": the image changes back to the upload
-    box.send_keys("undo the last step", Keys.ENTER)
+    _act(browser, "#message textarea", lambda e: e.send_keys("undo the last step", Keys.ENTER))
     _wait(browser, lambda d: "back to the original photo" in _text(d, "chat") and _after_image(d)[0] != restored_src)
     np.testing.assert_array_equal(_after_image(browser)[1], uploaded)
     assert "img-" not in _text(browser, "chat")  # no internal ids
@@ -170,7 +176,7 @@ def test_the_page_restores_chats_undoes_and_refuses_a_corrupt_upload(server, bro
     # 4. a corrupt upload gets a clear message, and the server keeps serving
     corrupt = tmp_path / "broken.png"
     corrupt.write_bytes(photo.read_bytes()[:200])
-    browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(corrupt))
+    _act(browser, "#upload input[type=file]", lambda e: e.send_keys(str(corrupt)))
     _wait(browser, lambda d: "Cannot restore broken.png" in _text(d, "notice"), 60)
     assert "corrupt or truncated" in _text(browser, "notice") and str(tmp_path) not in _text(browser, "notice")
     assert urllib.request.urlopen(server, timeout=10).status == 200
@@ -183,21 +189,21 @@ def test_the_page_asks_before_each_step(server, browser, tmp_path):
     photo = _noisy_photo(tmp_path)
     browser.get(server)
     _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#approve input[type=checkbox]"), 60)
-    browser.find_element(By.CSS_SELECTOR, "#approve input[type=checkbox]").click()
-    browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(photo))
+    _act(browser, "#approve input[type=checkbox]", lambda e: e.click())
+    _act(browser, "#upload input[type=file]", lambda e: e.send_keys(str(photo)))
     _wait(browser, lambda d: "Proposed step 1" in _proposal(d))
     proposal = _proposal(browser)
     assert "on the current image" in proposal and "img-" not in proposal
     assert not browser.find_elements(By.CSS_SELECTOR, "#result img")  # nothing ran yet
-    browser.find_element(By.ID, "approve-step").click()
+    _act(browser, "#approve-step", lambda e: e.click())
     _wait(browser, lambda d: "kept" in _text(d, "steps") and "Done" in _text(d, "chat"))
     assert len(browser.find_elements(By.CSS_SELECTOR, "#result img")) == 2 and not _proposal(browser)
 
     # "stronger" proposes another denoiser; every proposal is rejected, and the agent says what is left
-    browser.find_element(By.CSS_SELECTOR, "#message textarea").send_keys("stronger\n")
+    _act(browser, "#message textarea", lambda e: e.send_keys("stronger\n"))
     _wait(browser, lambda d: "Proposed step 2" in _proposal(d))
     while "Proposed step" in (shown := _proposal(browser)):
-        browser.find_element(By.ID, "reject-step").click()
+        _act(browser, "#reject-step", lambda e: e.click())
         _wait(browser, lambda d: _proposal(d) != shown)
     _wait(browser, lambda d: "You can still ask for" in _text(d, "chat"))
     assert "rejected by the user" in _text(browser, "steps")
