@@ -39,8 +39,8 @@ def config(tmp_path: Path) -> Configuration:
     return Configuration(work_dir=tmp_path / "runs", weights_dir=tmp_path / "no-weights")
 
 
-def _conversation(config, tmp_path, **kwargs) -> Conversation:
-    toolbox = Toolbox(ToolRegistry([default_registry[n] for n in TOOLS]), config)
+def _conversation(config, tmp_path, tools=TOOLS, **kwargs) -> Conversation:
+    toolbox = Toolbox(ToolRegistry([default_registry[n] for n in tools]), config)
     return Conversation(config, db_path=tmp_path / "threads.sqlite", toolbox=toolbox, **kwargs)
 
 

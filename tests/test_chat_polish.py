@@ -9,43 +9,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 from langchain_core.messages import AIMessage
-from PIL import Image
 from typer.testing import CliRunner
 
-from restoreagent import Configuration
 from restoreagent.cli import app
 from restoreagent.graph.brains.intents import Intent, parse_intent
 from restoreagent.graph.chat import Conversation, approval_answer
-from restoreagent.graph.toolbox import Toolbox
-from restoreagent.tools import default_registry
-from restoreagent.tools.registry import ToolRegistry
-from restoreagent.tools.synthesis import add_gaussian_noise
 from scripted import ScriptedBrain, call
+from test_chat import _conversation, _pixels, config  # noqa: F401 (config: a fixture)
 
 #: denoise_dncnn needs weights that are not here: it is what a `weights download` would add.
 TOOLS = ("denoise_oidn", "denoise_nlmeans", "lowlight_clahe", "denoise_dncnn")
 
 
-@pytest.fixture()
-def noisy(tmp_path: Path, clean_images) -> Path:
-    rgb = add_gaussian_noise(clean_images["coffee"], 25, np.random.default_rng(3))
-    path = tmp_path / "noisy.png"
-    Image.fromarray((rgb * 255 + 0.5).astype(np.uint8)).save(path)
-    return path
-
-
-@pytest.fixture()
-def config(tmp_path: Path) -> Configuration:
-    return Configuration(work_dir=tmp_path / "runs", weights_dir=tmp_path / "no-weights")
-
-
 def _chat(config, tmp_path, **kwargs) -> Conversation:
-    toolbox = Toolbox(ToolRegistry([default_registry[n] for n in TOOLS]), config)
-    return Conversation(config, db_path=tmp_path / "threads.sqlite", toolbox=toolbox, **kwargs)
-
-
-def _pixels(path: Path) -> np.ndarray:
-    return np.asarray(Image.open(path).convert("RGB"), dtype=np.float32)
+    return _conversation(config, tmp_path, tools=TOOLS, **kwargs)
 
 
 def test_stronger_and_weaker_alone_apply_to_the_last_step():
@@ -56,9 +33,9 @@ def test_stronger_and_weaker_alone_apply_to_the_last_step():
     assert parse_intent("more") == Intent("unknown")  # "more" alone names nothing
 
 
-def test_a_conversation_in_the_users_words(config, tmp_path, noisy):
+def test_a_conversation_in_the_users_words(config, tmp_path, noisy_png):
     with _chat(config, tmp_path) as chat:
-        first = chat.start(noisy)
+        first = chat.start(noisy_png)
         assert [s.tool for s in first.steps if s.accepted] == ["denoise_oidn"], first.steps
         run_dir = Path(chat.state()["run_dir"])
 
@@ -71,7 +48,7 @@ def test_a_conversation_in_the_users_words(config, tmp_path, noisy):
         weaker = chat.say("weaker")
         assert [s.tool for s in weaker.steps] == ["revert", "denoise_oidn"], weaker.steps
         assert weaker.steps[1].args["strength"] == 0.5 and weaker.steps[1].accepted and weaker.changed
-        original, full = _pixels(noisy), _pixels(first.output)
+        original, full = _pixels(noisy_png), _pixels(first.output)
         half = _pixels(weaker.output)
         assert 0 < np.abs(half - original).mean() < np.abs(full - original).mean()
 
@@ -87,11 +64,11 @@ def test_a_conversation_in_the_users_words(config, tmp_path, noisy):
         assert "the result of step" in undone.reply or "the original photo" in undone.reply
 
 
-def test_a_step_that_changes_almost_nothing_is_no_visible_change(config, tmp_path, noisy):
+def test_a_step_that_changes_almost_nothing_is_no_visible_change(config, tmp_path, noisy_png):
     brain = ScriptedBrain(script=[call("denoise_oidn", strength=0.002)], seen=[],
                           default=lambda ctx: AIMessage(content="That is all."))
     with _chat(config, tmp_path, brain=brain) as chat:
-        turn = chat.start(noisy)
+        turn = chat.start(noisy_png)
         step = turn.steps[0]
         assert not step.accepted and step.reason.startswith("no visible change"), step
         assert step.mean_change is not None and step.mean_change < 0.2
@@ -99,17 +76,17 @@ def test_a_step_that_changes_almost_nothing_is_no_visible_change(config, tmp_pat
         assert "no visible change" in again.say("what did you do?").reply
 
 
-def test_an_llm_reply_that_names_an_image_id_is_put_in_words(config, tmp_path, noisy):
+def test_an_llm_reply_that_names_an_image_id_is_put_in_words(config, tmp_path, noisy_png):
     brain = ScriptedBrain(script=[lambda ctx: AIMessage(content=f"I left {ctx['original_image_id']} as it was.")],
                           seen=[])
     with _chat(config, tmp_path, brain=brain) as chat:
-        assert chat.start(noisy).reply == "I left the original photo as it was."
+        assert chat.start(noisy_png).reply == "I left the original photo as it was."
 
 
-def test_after_a_refusal_the_agent_lists_what_can_still_be_tried(config, tmp_path, noisy):
+def test_after_a_refusal_the_agent_lists_what_can_still_be_tried(config, tmp_path, noisy_png):
     approving = config.model_copy(update={"approve_tools": True})
     with _chat(approving, tmp_path, approver=lambda request: "reject") as chat:
-        turn = chat.start(noisy)
+        turn = chat.start(noisy_png)
     assert turn.steps and all(s.reason.startswith("rejected by the user") for s in turn.steps)
     assert "You can still ask for: noise (" in turn.reply, turn.reply
     assert "`restoreagent weights download` would add: denoise_dncnn (noise)" in turn.reply
@@ -123,10 +100,10 @@ def test_approval_answers_are_yes_no_skip_or_an_edit():
         assert approval_answer(other) is None
 
 
-def test_a_turn_pauses_for_approval_and_skip_closes_the_task(config, tmp_path, noisy):
+def test_a_turn_pauses_for_approval_and_skip_closes_the_task(config, tmp_path, noisy_png):
     approving = config.model_copy(update={"approve_tools": True})
     with _chat(approving, tmp_path) as chat:
-        assert chat.start(noisy) is None  # no approver: the turn waits
+        assert chat.start(noisy_png) is None  # no approver: the turn waits
         request = chat.pending_approval()
         assert request["tool"].startswith("denoise") and "img-" not in request["description"]
         with pytest.raises(ValueError, match="waits for approval"):
@@ -137,10 +114,10 @@ def test_a_turn_pauses_for_approval_and_skip_closes_the_task(config, tmp_path, n
         assert "You can still ask for:" in turn.reply and "noise (" not in turn.reply
 
 
-def test_the_chat_command_asks_again_until_yes_no_or_skip(tmp_path, noisy, monkeypatch):
+def test_the_chat_command_asks_again_until_yes_no_or_skip(tmp_path, noisy_png, monkeypatch):
     monkeypatch.setenv("RESTOREAGENT_WORK_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("RESTOREAGENT_WEIGHTS_DIR", str(tmp_path / "no-weights"))
-    args = ["chat", str(noisy), "--out-dir", str(tmp_path / "c"), "--db", str(tmp_path / "t.sqlite"), "--approve",
+    args = ["chat", str(noisy_png), "--out-dir", str(tmp_path / "c"), "--db", str(tmp_path / "t.sqlite"), "--approve",
             "--max-steps", "1"]
     result = CliRunner().invoke(app, args, input="sure\nyes please\nno\nquit\n")
     assert result.exit_code == 0, result.output
