@@ -52,8 +52,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture()
-def server(tmp_path):
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One real server for the module's tests (each test's browser has its own storage, so its own threads)."""
+    tmp_path = tmp_path_factory.mktemp("server")
     port = _free_port()
     env = {**os.environ, "RESTOREAGENT_WORK_DIR": str(tmp_path / "runs")}
     cmd = [sys.executable, "-m", "restoreagent", "ui", "--port", str(port), "--db", str(tmp_path / "threads.sqlite"),
