@@ -196,6 +196,7 @@ def build_page(studio: Studio):
 
         def render(saved: dict, note: str = "", progress: list[str] | None = None) -> dict:
             """Every output, drawn from the current thread's checkpoint."""
+            saved = _threads(saved)
             choices = [(name, tid) for tid, name in saved["threads"].items()]
             out: dict = {notice: note, threads: gr.Dropdown(choices=choices, value=saved["current"]), browser: saved}
             state: dict[str, Any] = {}
@@ -251,7 +252,7 @@ def build_page(studio: Studio):
 
         def on_upload(files: list[str] | None, approve_on: bool, scale_value: str, side: float | None,
                       saved: dict) -> Iterator[dict]:
-            saved = {"current": saved.get("current"), "threads": dict(saved.get("threads") or {})}
+            saved = _threads(saved)
             problems: list[str] = []
             for path in files or []:
                 name = Path(path).name
@@ -268,8 +269,10 @@ def build_page(studio: Studio):
                         return conv.start(path, on_event=on_event, **size)
 
                 yield from run(saved, work, "\n\n".join(problems) + ("\n\n" if problems else ""))
+            yield {upload: None, browser: saved}  # emptied, so that the next upload holds only the new photos
 
         def on_message(text: str, approve_on: bool, saved: dict) -> Iterator[dict]:
+            saved = _threads(saved)
             if not text.strip():
                 yield {notice: "Type a message first."}
                 return
@@ -286,6 +289,7 @@ def build_page(studio: Studio):
 
         def decide(action: str) -> Callable:
             def handler(args_text: str, approve_on: bool, saved: dict) -> Iterator[dict]:
+                saved = _threads(saved)
                 decision: Any = action
                 if action == "edit":
                     try:
@@ -306,7 +310,7 @@ def build_page(studio: Studio):
         def on_pick(thread_id: str | None, saved: dict) -> dict:
             return render({**saved, "current": thread_id})
 
-        upload.upload(on_upload, [upload, approve, scale, target_side, browser], view)
+        upload.upload(on_upload, [upload, approve, scale, target_side, browser], [*view, upload])
         message.submit(on_message, [message, approve, browser], [*view, message])
         for button, action in ((approve_btn, "approve"), (edit_btn, "edit"), (reject_btn, "reject"),
                                (skip_btn, "skip")):
@@ -314,6 +318,14 @@ def build_page(studio: Studio):
         threads.input(on_pick, [threads, browser], view)
         page.load(lambda saved: render(saved), [browser], view)
     return page
+
+
+def _threads(saved: Any) -> dict[str, Any]:
+    """The browser's record of its threads, rebuilt from what it sent: a yield that leaves the
+    browser state out can make the browser store Gradio's no-change marker alongside it."""
+    saved = saved if isinstance(saved, dict) else {}
+    threads = saved.get("threads")
+    return {"current": saved.get("current"), "threads": dict(threads) if isinstance(threads, dict) else {}}
 
 
 def _messages(state: dict[str, Any]) -> list[dict[str, str]]:
