@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,11 +23,11 @@ import pytest
 from PIL import Image
 
 from restoreagent.tools.synthesis import add_gaussian_noise
+from test_server import REPO, _free_port
 
 pytest.importorskip("gradio", reason="the page needs Gradio: pip install -e '.[ui]'")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_bad_uploads_are_named_in_the_users_words(tmp_path):
@@ -44,12 +44,6 @@ def test_bad_uploads_are_named_in_the_users_words(tmp_path):
     assert studio.check_upload(str(tmp_path / "notes.png")) == "notes.png: not an image Pillow can read"
     assert studio.check_upload(str(tmp_path / "big.png")).startswith("big.png: 200×100 = 20,000 pixels exceeds the limit")
     assert studio.check_upload(str(tmp_path / "fine.png")) is None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -203,10 +197,19 @@ def test_the_page_asks_before_each_step(server, browser, tmp_path):
 
     # "stronger" proposes another denoiser; every proposal is rejected, and the agent says what is left
     _act(browser, "#message textarea", lambda e: e.send_keys("stronger\n"))
-    _wait(browser, lambda d: "Proposed step 2" in _proposal(d))
-    while "Proposed step" in (shown := _proposal(browser)):
+    rejected: set[str] = set()
+
+    def next_proposal(d) -> str | bool:
+        """'done' once the agent has answered, else the number of a proposal not yet rejected."""
+        if "You can still ask for" in _text(d, "chat"):
+            return "done"
+        found = re.search(r"Proposed step (\d+)", _proposal(d))
+        return found.group(1) if found and found.group(1) not in rejected else False
+
+    while (step := _wait(browser, next_proposal)) != "done":
+        rejected.add(step)
         _act(browser, "#reject-step", lambda e: e.click())
-        _wait(browser, lambda d: _proposal(d) != shown)
+    assert rejected and "2" in rejected
     _wait(browser, lambda d: "You can still ask for" in _text(d, "chat"))
     assert "rejected by the user" in _text(browser, "steps")
 
