@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -69,11 +70,13 @@ def user_errors(fn: Callable) -> Callable:
 
 def _config(
     weights_dir: Optional[Path], device: Optional[str], max_steps: Optional[int], permissive_only: bool,
-    max_pixels: Optional[int] = None, full_side: Optional[int] = None,
+    max_pixels: Optional[int] = None, full_side: Optional[int] = None, scale: Optional["ScaleChoice"] = None,
+    target_side: Optional[int] = None,
 ):
     from .graph.configuration import Configuration
+    from .graph.sizing import SizeRequest
 
-    return Configuration.from_env(
+    config = Configuration.from_env(
         weights_dir=weights_dir,
         device=device,
         max_steps=max_steps,
@@ -81,6 +84,12 @@ def _config(
         max_pixels=max_pixels,
         full_resolution_side=full_side,
     )
+    if scale is not None or target_side is not None:  # the command line replaces the env's size
+        if scale not in (None, ScaleChoice.auto) and target_side is not None:
+            raise CliError("give --scale or --target-side, not both")
+        size = SizeRequest(scale=scale.value if scale else "auto", target_side=target_side)
+        config = config.model_copy(update={"scale": size.scale, "target_side": size.target_side})
+    return config
 
 
 def _fresh_results_dir(out_dir: Path, overwrite: bool) -> None:
@@ -141,6 +150,21 @@ FullSideOpt = typer.Option(
     help="Short side (px) a photo should have; smaller ones count as low resolution and are upscaled "
     "(default 512; env RESTOREAGENT_FULL_RESOLUTION_SIDE).",
 )
+class ScaleChoice(str, Enum):
+    auto = "auto"
+    one = "1"
+    two = "2"
+    four = "4"
+
+
+ScaleOpt = typer.Option(
+    None, "--scale", case_sensitive=False,
+    help="Output size: auto (default: the agent upscales a photo that reads as low resolution), or 1, 2, 4 "
+    "times the input's size (1: always the input's size). Env RESTOREAGENT_SCALE.",
+)
+TargetSideOpt = typer.Option(
+    None, "--target-side", min=8, max=65536, help="Output short side in px, instead of --scale (env RESTOREAGENT_TARGET_SIDE).",
+)
 BrainOpt = typer.Option(
     None, "--brain", envvar="RESTOREAGENT_BRAIN",
     help="offline (default: the learned planner), offline:rules, qwen-vl:DIR, openai:MODEL, anthropic:MODEL "
@@ -170,6 +194,8 @@ def restore(
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster (implies --ray)."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Ray actors (default: one per GPU, else CPUs / --threads)."),
     threads: int = typer.Option(2, "--threads", min=1, help="Threads per CPU actor on Ray."),
+    scale: Optional[ScaleChoice] = ScaleOpt,
+    target_side: Optional[int] = TargetSideOpt,
 ) -> None:
     """Restore INPUT and write the result to OUTPUT (a folder: every photo in it, resumably)."""
     from .batch import BatchError, check_space, check_writable, output_bytes
@@ -177,7 +203,7 @@ def restore(
 
     if report is not None and report.exists() and not overwrite:
         raise FileExistsError(f"report {report} exists; pass --overwrite to replace it")
-    config = _config(weights_dir, device, max_steps, permissive_only, max_pixels, full_side).model_copy(
+    config = _config(weights_dir, device, max_steps, permissive_only, max_pixels, full_side, scale, target_side).model_copy(
         update={"keep_steps": keep_steps})
     if input.is_dir():
         if download:
@@ -219,6 +245,8 @@ def restore(
     result = run_restore(input, output, overwrite=overwrite, config=config, graph=graph, on_event=_progress_printer())
     for note in result.notes:
         err.print(f"note: {note}", highlight=False)
+    if result.size is not None:
+        err.print(f"size: {escape(result.size.reason)}", highlight=False)
     if report is not None:
         _write_json_atomic(result.model_dump(mode="json"), report, overwrite)
     out.print(f"wrote {result.output}", highlight=False)
@@ -280,6 +308,8 @@ def chat(
     max_steps: Optional[int] = StepsOpt,
     permissive_only: bool = PermissiveOpt,
     full_side: Optional[int] = FullSideOpt,
+    scale: Optional[ScaleChoice] = ScaleOpt,
+    target_side: Optional[int] = TargetSideOpt,
 ) -> None:
     """Restore INPUT, then talk about it: 'what did you do?', 'undo the last step', 'that is too dark',
     'use a stronger denoiser', 'skip dehazing'. Each turn's image is saved; an empty line or 'quit' ends."""
@@ -287,8 +317,8 @@ def chat(
     from .graph.chat import Conversation
     from .tools.imageio import load_image
 
-    config = _config(weights_dir, device, max_steps, permissive_only, full_side=full_side).model_copy(
-        update={"approve_tools": approve})
+    config = _config(weights_dir, device, max_steps, permissive_only, full_side=full_side, scale=scale,
+                     target_side=target_side).model_copy(update={"approve_tools": approve})
     load_image(input, config.max_pixels)  # a bad input fails here, in one line
     folder = out_dir or Path(f"{input.stem}-chat")
     folder.mkdir(parents=True, exist_ok=True)
@@ -302,7 +332,8 @@ def chat(
 
     def show(turn: Any) -> None:
         out.print(f"[bold]agent:[/] {escape(turn.reply)}", highlight=False)
-        out.print(f"saved {turn.output}", highlight=False)
+        if turn.changed:
+            out.print(f"saved {turn.output}", highlight=False)
 
     with Conversation(config, brain=chat_model, db_path=db, thread_id=thread, approver=_ask_approval) as conv:
         err.print(f"thread {conv.thread_id} (continue later with --thread {conv.thread_id})", highlight=False)
@@ -332,20 +363,54 @@ def _input_line(prompt: str) -> str:
 
 
 def _ask_approval(request: dict) -> Any:
-    """Ask in the terminal whether to run a proposed tool call."""
-    args = escape(json.dumps(request["args"]))
-    out.print(f"run [bold]{request['tool']}[/] {args}? " + escape("[y]es / [n]o / JSON args to edit: "),
-              end="", highlight=False)
-    answer = sys.stdin.readline().strip()
-    if answer.startswith("{"):
-        try:
-            return {"action": "edit", "args": json.loads(answer)}
-        except json.JSONDecodeError:
-            err.print("not valid JSON; running the proposed call", highlight=False)
-            return "approve"
-    if answer.lower() in ("n", "no"):
-        return {"action": "reject", "reason": "the user said no"}
-    return "approve"
+    """Ask in the terminal whether to run a proposed tool call; only yes, no, skip (or JSON
+    arguments to edit it) are taken, anything else asks again."""
+    from .graph.chat import approval_answer
+
+    while True:
+        out.print(f"{escape(request['description'])}? " + escape("[y]es / [n]o / [s]kip this task / JSON args to edit: "),
+                  end="", highlight=False)
+        line = sys.stdin.readline()
+        if not line:  # end of input: nothing was approved
+            return "reject"
+        decision = approval_answer(line)
+        if decision is not None:
+            return decision
+        err.print("please answer yes, no or skip (or give JSON arguments to edit the call)", highlight=False)
+
+
+@app.command()
+@user_errors
+def ui(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (default loopback: nothing leaves this machine)."),
+    port: Optional[int] = typer.Option(None, "--port", min=1, max=65535, help="Port (default 7860, or the next free one)."),
+    db: Optional[Path] = typer.Option(None, "--db", help="Conversation store, shared with `chat` (default ~/.local/share/restoreagent/threads.sqlite)."),
+    approve: bool = typer.Option(False, "--approve", help="Start with 'ask before each step' on."),
+    brain: Optional[str] = BrainOpt,
+    weights_dir: Optional[Path] = WeightsOpt,
+    device: Optional[str] = DeviceOpt,
+    max_steps: Optional[int] = StepsOpt,
+    permissive_only: bool = PermissiveOpt,
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Refuse larger uploads (default 179 M)."),
+    scale: Optional[ScaleChoice] = ScaleOpt,
+    target_side: Optional[int] = TargetSideOpt,
+) -> None:
+    """Serve the web page: upload photos, watch each step, compare before and after, chat (Ctrl+C stops it)."""
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("gradio") is None:
+        raise CliError("the page needs Gradio: pip install 'restoreagent[ui]'")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # read by Gradio at import
+    from .graph.brains.factory import make_brain
+    from .graph.web import PageSettings, Studio, serve
+
+    config = _config(weights_dir, device, max_steps, permissive_only, max_pixels, scale=scale,
+                     target_side=target_side).model_copy(update={"approve_tools": approve})
+    settings = PageSettings(host=host, port=port)
+    studio = Studio(config, brain=make_brain(brain), db_path=db)
+    _print_skipped(studio.toolbox)
+    serve(studio, settings, on_ready=lambda url: out.print(f"RestoreAgent page: {url} (Ctrl+C stops it)", highlight=False))
 
 
 @app.command()

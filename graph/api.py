@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from ..runs import finish_run
 from .configuration import Configuration
+from .sizing import SizeReport
 from .state import Step
 
 
@@ -29,6 +30,7 @@ class RestoreResult(BaseModel):
     done_reason: str
     run_dir: Path
     notes: list[str] = Field(default_factory=list)
+    size: SizeReport | None = Field(default=None, description="The output's size: which scale was used, and why.")
     planning_seconds: float = Field(default=0.0, description="Time the brain spent deciding.")
     observing_seconds: float = Field(default=0.0, description="Time spent assessing the input and judging each step.")
 
@@ -52,6 +54,7 @@ def result_from_state(state: dict[str, Any], before: dict[str, Any]) -> RestoreR
         done_reason=state.get("done_reason", ""),
         run_dir=state["run_dir"],
         notes=state.get("notes", []),
+        size=state.get("size"),
         planning_seconds=state.get("planning_seconds", 0.0),
         observing_seconds=state.get("observing_seconds", 0.0),
     )

@@ -9,6 +9,7 @@ same ``db_path`` and ``thread_id`` continue where the conversation stopped.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import uuid
@@ -21,7 +22,27 @@ from .configuration import Configuration
 from .state import Step
 
 Approver = Callable[[dict[str, Any]], Any]
-"""Given an approval request ({kind, step, tool, args}), returns the ``Command(resume=...)`` value."""
+"""Given an approval request ({kind, step, tool, args, description}), returns the ``Command(resume=...)``
+value: "approve", "reject", "skip" or {"action": "edit", "args": {...}}."""
+
+
+def approval_answer(text: str) -> Any | None:
+    """A typed answer to an approval prompt: yes, no, skip, or JSON arguments (an edit); None for
+    anything else, so that a stray chat message is never taken as a decision."""
+    word = text.strip().lower()
+    if word in ("y", "yes"):
+        return "approve"
+    if word in ("n", "no"):
+        return {"action": "reject", "reason": "the user said no"}
+    if word in ("s", "skip"):
+        return "skip"
+    if word.startswith("{"):
+        try:
+            args = json.loads(text)
+        except json.JSONDecodeError:
+            return None
+        return {"action": "edit", "args": args} if isinstance(args, dict) else None
+    return None
 
 
 def default_db_path() -> Path:
@@ -35,7 +56,9 @@ class Turn(BaseModel):
     turn: int
     message: str | None = Field(description="The user's message (None for the first restoration).")
     reply: str = Field(description="The agent's answer.")
-    output: Path = Field(description="The image after this turn (a PNG written for this turn).")
+    output: Path = Field(description="The image after this turn (a PNG written for this turn, or the previous "
+                         "turn's when nothing changed).")
+    changed: bool = Field(default=True, description="Whether this turn changed the image (else no file was written).")
     steps: list[Step] = Field(description="Steps run in this turn, accepted or rolled back.")
     degradations: dict[str, float]
 
@@ -48,7 +71,8 @@ class Conversation:
         brain: a tool-calling chat model; default the offline policy.
         db_path: the SQLite file (default ``~/.local/share/restoreagent/threads.sqlite``).
         thread_id: continue this thread; default a new one.
-        approver: decides on each tool call when ``config.approve_tools`` is set.
+        approver: decides on each tool call when ``config.approve_tools`` is set; without one a
+            turn pauses at each proposed call (``start``/``say`` return None) until ``resume(decision)``.
     """
 
     def __init__(
@@ -80,6 +104,11 @@ class Conversation:
     def state(self) -> dict[str, Any]:
         return self.graph.get_state(self._run_config).values
 
+    def pending_approval(self) -> dict[str, Any] | None:
+        """The tool call a paused turn waits on ({kind, step, tool, args, description}), if any."""
+        interrupts = self.graph.get_state(self._run_config).interrupts
+        return interrupts[0].value if interrupts else None
+
     @property
     def started(self) -> bool:
         """Whether this thread already restored its photo."""
@@ -88,47 +117,63 @@ class Conversation:
     def start(
         self, image: str | os.PathLike, output: str | os.PathLike | None = None, *, overwrite: bool = False,
         instructions: str | None = None, on_event: Callable[[dict[str, Any]], None] | None = None,
-    ) -> Turn:
-        """Restore ``image``: the thread's first turn."""
+        scale: Any = None, target_side: int | None = None,
+    ) -> Turn | None:
+        """Restore ``image``: the thread's first turn (``scale``, ``target_side``: its output size,
+        default the configuration's; see graph/sizing.py)."""
         if self.started:
             raise ValueError(f"thread {self.thread_id} already has a photo; send messages with say()")
         inputs = {"image": str(image), "output": str(output) if output else None, "overwrite": overwrite,
-                  "instructions": instructions}
-        return self._turn(inputs, None, on_event)
+                  "instructions": instructions, "scale": scale, "target_side": target_side}
+        return self._turn(inputs, on_event)
 
     def say(
         self, text: str, output: str | os.PathLike | None = None, *, overwrite: bool = False,
         on_event: Callable[[dict[str, Any]], None] | None = None,
-    ) -> Turn:
+    ) -> Turn | None:
         """Send a chat message; the brain answers, maybe running tools or undoing steps."""
         if not text.strip():
             raise ValueError("empty message")
         if not self.started:
             raise ValueError(f"thread {self.thread_id} has no photo yet; call start(image) first")
+        if self.pending_approval():
+            raise ValueError("a proposed step waits for approval: answer it first (approve, edit, reject or skip)")
         inputs = {"message": text, "output": str(output) if output else None, "overwrite": overwrite}
-        return self._turn(inputs, text, on_event)
+        return self._turn(inputs, on_event)
 
-    def _turn(self, inputs: dict[str, Any], message: str | None, on_event) -> Turn:
+    def resume(self, decision: Any, on_event: Callable[[dict[str, Any]], None] | None = None) -> Turn | None:
+        """Answer the paused turn's approval request; returns the Turn once it ends (None: paused again)."""
         from langgraph.types import Command
 
-        before = len(self.state().get("steps", []))
-        payload: Any = inputs
+        if not self.pending_approval():
+            raise ValueError("no step is waiting for approval")
+        return self._turn(Command(resume=decision), on_event)
+
+    def _turn(self, payload: Any, on_event) -> Turn | None:
+        from langgraph.types import Command
+
         while True:
             for event in self.graph.stream(payload, self._run_config, stream_mode="custom"):
                 if on_event:
                     on_event(event)
-            snapshot = self.graph.get_state(self._run_config)
-            if not snapshot.interrupts:
-                break
-            request = snapshot.interrupts[0].value
-            payload = Command(resume=self.approver(request) if self.approver else "approve")
-        state = snapshot.values
+            request = self.pending_approval()
+            if request is None:
+                return self.last_turn()
+            if self.approver is None:
+                return None
+            payload = Command(resume=self.approver(request))
+
+    def last_turn(self) -> Turn:
+        """What the thread's latest finished turn did."""
+        state = self.state()
+        turn = state.get("turn", 1)
         return Turn(
-            turn=state.get("turn", 1),
-            message=message,
+            turn=turn,
+            message=state["requests"][-1] if turn > 1 and state.get("requests") else None,
             reply=state.get("reply", ""),
             output=state["output"],
-            steps=[Step.model_validate(s) for s in state.get("steps", [])[before:]],
+            changed=state.get("changed", True),
+            steps=[Step.model_validate(s) for s in state.get("steps", [])[state.get("turn_start", 0):]],
             degradations=state["degradations"],
         )
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from ..tools.weights import mirrors_from_env
+from .sizing import ScaleSetting
 
 
 def default_work_dir() -> Path:
@@ -66,6 +67,13 @@ class Configuration(BaseModel):
         default=512, ge=16, description="Short side (px) a photo should have: smaller ones read as low resolution "
         "(the assessor's size prior; see tools/assess.py)."
     )
+    scale: ScaleSetting = Field(
+        default="auto", description="Output size: 'auto' (the agent decides: a photo that reads as low resolution "
+        "is upscaled) or 1, 2, 4 times the input's size (graph/sizing.py; env RESTOREAGENT_SCALE)."
+    )
+    target_side: int | None = Field(
+        default=None, ge=8, le=65536, description="Output short side in px, instead of a scale (env RESTOREAGENT_TARGET_SIDE)."
+    )
     accept_tolerance: float = Field(
         default=0.03, ge=0, le=1, description="Rises of other degradations up to this are ignored by the observe node (assessment noise)."
     )
@@ -96,6 +104,10 @@ class Configuration(BaseModel):
             values["device"] = os.environ["RESTOREAGENT_DEVICE"]
         if os.environ.get("RESTOREAGENT_FULL_RESOLUTION_SIDE"):
             values["full_resolution_side"] = int(os.environ["RESTOREAGENT_FULL_RESOLUTION_SIDE"])
+        if os.environ.get("RESTOREAGENT_SCALE"):
+            values["scale"] = os.environ["RESTOREAGENT_SCALE"]
+        if os.environ.get("RESTOREAGENT_TARGET_SIDE"):
+            values["target_side"] = int(os.environ["RESTOREAGENT_TARGET_SIDE"])
         if os.environ.get("RESTOREAGENT_NIQE_RISE_LIMIT"):
             values["niqe_rise_limit"] = float(os.environ["RESTOREAGENT_NIQE_RISE_LIMIT"])
         if os.environ.get("RESTOREAGENT_VERIFY"):

@@ -9,12 +9,18 @@ current image; steps off that chain were undone and count as not done.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Sequence
 
 from langchain_core.tools import StructuredTool
 from pydantic import BaseModel, Field
 
 REVERT = "revert"
+#: A step whose output differs from its input by less than this mean absolute change (in 8-bit
+#: levels) made no visible change: it is reported so and not kept.
+VISIBLE_CHANGE = 0.2
+
+_IMAGE_ID = re.compile(r"img-[0-9a-f]{16}")
 
 
 class RevertArgs(BaseModel):
@@ -78,3 +84,16 @@ def active_flags(current_id: str, original_id: str, steps: Sequence[dict[str, An
         else:
             flags[s["index"]] = s["input_id"] in images
     return flags
+
+
+def describe_image(image_id: str, original_id: str, steps: Sequence[dict[str, Any]]) -> str:
+    """An image id in the user's words: "the original photo", "the result of step 2 (denoise_oidn)"."""
+    if image_id == original_id:
+        return "the original photo"
+    producer = next((s for s in steps if s.get("output_id") == image_id and s["accepted"] and s["tool"] != REVERT), None)
+    return f"the result of step {producer['index']} ({producer['tool']})" if producer else "an earlier version"
+
+
+def without_ids(text: str, original_id: str, steps: Sequence[dict[str, Any]]) -> str:
+    """``text`` with every internal image id replaced by its description (replies, prompts)."""
+    return _IMAGE_ID.sub(lambda m: describe_image(m.group(0), original_id, steps), text)

@@ -35,7 +35,10 @@ from ..tools.imageio import crop_box, load_image, opaque_box, save_png
 from ..tools.verifier import Verifier
 from .brains.offline import OfflinePolicy
 from .configuration import Configuration
-from .conversation import REVERT, RevertArgs, active_flags, known_images, revert_tool
+from .conversation import (
+    REVERT, VISIBLE_CHANGE, RevertArgs, active_flags, describe_image, known_images, lineage, revert_tool, without_ids,
+)
+from .sizing import SizeRequest, resize_to, size_report
 from .state import RestoreInput, State, Step
 from .store import OpenStores, UnknownImageId
 from .toolbox import Toolbox
@@ -97,8 +100,12 @@ class Nodes:
     # -- perceive ---------------------------------------------------------------
     def perceive(self, state: State) -> dict[str, Any]:
         request = RestoreInput.model_validate(
-            {k: state[k] for k in ("image", "output", "overwrite") if state.get(k) is not None}
+            {k: state[k] for k in ("image", "output", "overwrite", "scale", "target_side") if state.get(k) is not None}
         )
+        # A size given with the call replaces the configured one (both its scale and target side).
+        given = request.scale is not None or request.target_side is not None
+        size = SizeRequest(scale=request.scale or "auto", target_side=request.target_side) if given else SizeRequest(
+            scale=self.config.scale, target_side=self.config.target_side)
         if request.image is None:
             raise ValueError("no image: start a thread with {'image': PATH}, then send {'message': ...}")
         if request.output and Path(request.output).exists() and not request.overwrite:
@@ -127,6 +134,10 @@ class Nodes:
             "alpha_id": alpha_id,
             "visible_box": box,
             "notes": loaded.notes,
+            "size_request": size.model_dump(),
+            "input_size": tuple(loaded.rgb.shape[:2]),
+            "degradations_before": report.degradations,
+            "quality_before": report.quality,
             "degradations": report.degradations,
             "assessment": report.model_dump(),
             "quality": report.quality,
@@ -154,6 +165,7 @@ class Nodes:
             "turn_start": len(state.get("steps", [])),
             "started_at": time.time(),
             "requests": [text],
+            "turn_image_id": state["current_id"],
             "message": None,
             "pending": None,
             "output": output,
@@ -169,6 +181,12 @@ class Nodes:
         steps = state.get("steps", [])
         active = active_flags(state["current_id"], state["original_id"], steps)
         turn = state.get("turn", 1)
+        sr_scale = self._sr_scale(state)
+        tools_by_task = self.toolbox.tools_by_task()
+        skip = list(state.get("skip_tasks", []))
+        if sr_scale == 0:  # the output keeps its size: super-resolution is not offered
+            tools_by_task.pop("low_resolution", None)
+            skip.append("low_resolution")
         return {
             "image_id": state["current_id"],
             "original_image_id": state["original_id"],
@@ -178,10 +196,15 @@ class Nodes:
             "quality": state["quality"],
             # the assessor's raw signals (blind σ, blockiness, luminance, presence probabilities, NIQE)
             "measures": (state.get("assessment") or {}).get("measures", {}),
-            "tools_by_task": self.toolbox.tools_by_task(),
+            "tools_by_task": tools_by_task,
+            # tools a `restoreagent weights download` would add (their weights are missing here)
+            "unavailable_tools": self._downloadable(),
+            "skip_tasks": sorted(set(skip)),
+            "output_size": {"requested": self._size(state)[0].label(), "super_resolution_scale": sr_scale},
             "history": [
                 {
-                    **{k: s[k] for k in ("index", "tool", "task", "accepted", "reason", "input_id", "output_id")},
+                    **{k: s[k] for k in ("index", "tool", "task", "accepted", "reason", "input_id", "output_id", "args")},
+                    "mean_change": s.get("mean_change"),
                     "turn": s.get("turn", 1),
                     "active": active[s["index"]],
                 }
@@ -193,6 +216,27 @@ class Nodes:
             "user_message": state["requests"][-1] if turn > 1 and state.get("requests") else None,
             "requests": state.get("requests", []),
         }
+
+    def _size(self, state: State) -> tuple[SizeRequest, int, int]:
+        """The thread's size request and the input's height and width."""
+        h, w = state.get("input_size") or (0, 0)
+        return SizeRequest.model_validate(state.get("size_request") or {}), h, w
+
+    def _sr_scale(self, state: State) -> int | None:
+        size, h, w = self._size(state)
+        return size.sr_scale(h, w) if h and w else None
+
+    def _not_offered(self, name: str, state: State) -> str:
+        """Why a tool call is refused by the size policy ('' when it is not)."""
+        tool = self.toolbox.tools.get(name)
+        if tool is not None and tool.spec.task == "low_resolution" and self._sr_scale(state) == 0:
+            return f"{name}: super-resolution is not offered, the output keeps its size ({self._size(state)[0].label()})"
+        return ""
+
+    def _downloadable(self) -> dict[str, str]:
+        """Tools skipped only because their weights are missing: name → task."""
+        return {st.name: st.tool_class.spec.task for st in self.toolbox.skipped
+                if st.tool_class.spec.weights and (st.tool_class.spec.commercial or not self.config.permissive_only)}
 
     def _steps_left(self, state: State) -> int:
         return self.config.max_steps - (len(state.get("steps", [])) - state.get("turn_start", 0))
@@ -277,6 +321,8 @@ class Nodes:
             return self._revert_problem(call["args"], state)
         if call["name"] not in self.toolbox.tools:
             return f"unknown tool {call['name']!r}; available: {', '.join(self.toolbox.tools)}"
+        if problem := self._not_offered(call["name"], state):
+            return problem
         try:
             args = self.toolbox.validate(call["name"], call["args"])
         except ValidationError as exc:
@@ -313,9 +359,9 @@ class Nodes:
         index = len(state.get("steps", [])) + 1
         result: dict[str, Any] = {"output_id": None, "seconds": 0.0, "error": None}
         if self.config.approve_tools:
-            call, refusal = self._ask_approval(call, index)
+            call, refusal, skip = self._ask_approval(call, index, self._describe_call(call, state))
             if refusal:
-                return {"pending": {**call, **result, "error": refusal}}
+                return {"pending": {**call, **result, "error": refusal}, "skip_tasks": skip}
         writer = get_stream_writer()
         writer({"event": "tool_start", "step": index, "tool": call["name"], "args": call["args"]})
         t0 = time.perf_counter()
@@ -327,6 +373,8 @@ class Nodes:
                 result["output_id"] = RevertArgs.model_validate(call["args"]).image_id
             elif call["name"] not in self.toolbox.tools:
                 raise ToolError(f"unknown tool {call['name']!r}")
+            elif problem := self._not_offered(call["name"], state):
+                raise ToolError(problem)
             else:
                 args = self.toolbox.validate(call["name"], call["args"])
                 if args.image_id != state["current_id"]:
@@ -343,23 +391,41 @@ class Nodes:
         writer({"event": "tool_end", "step": index, "tool": call["name"], **result})
         return {"pending": {**call, **result}}
 
-    @staticmethod
-    def _ask_approval(call: dict[str, Any], index: int) -> tuple[dict[str, Any], str | None]:
-        """Pause (LangGraph ``interrupt``) and let the caller approve, edit or reject the call.
+    def _describe_call(self, call: dict[str, Any], state: State) -> str:
+        """A proposed call in the user's words (no image ids)."""
+        steps = state.get("steps", [])
+        if call["name"] == REVERT:
+            target = str(call["args"].get("image_id", ""))
+            return f"go back to {describe_image(target, state['original_id'], steps)}"
+        tool = self.toolbox.tools.get(call["name"])
+        settings = ", ".join(f"{k}={v}" for k, v in call["args"].items() if k != "image_id")
+        task = f" ({tool.spec.task})" if tool else ""
+        return f"run {call['name']}{task} on the current image" + (f" with {settings}" if settings else "")
+
+    def _ask_approval(
+        self, call: dict[str, Any], index: int, description: str,
+    ) -> tuple[dict[str, Any], str | None, list[str]]:
+        """Pause (LangGraph ``interrupt``) and let the caller approve, edit, reject or skip the call.
 
         Resume with ``Command(resume=...)``: ``"approve"`` / ``{"action": "approve"}``,
-        ``{"action": "edit", "args": {...}}`` (merged into the proposed arguments), or
-        ``"reject"`` / ``{"action": "reject", "reason": "..."}``.
+        ``{"action": "edit", "args": {...}}`` (merged into the proposed arguments),
+        ``"reject"`` / ``{"action": "reject", "reason": "..."}``, or ``"skip"`` (reject, and never
+        propose this call's task again in the thread). Returns the call, the refusal, the tasks to skip.
         """
-        decision = interrupt({"kind": "approve_tool", "step": index, "tool": call["name"], "args": call["args"]})
+        decision = interrupt({"kind": "approve_tool", "step": index, "tool": call["name"], "args": call["args"],
+                              "description": description})
         if isinstance(decision, str):
             decision = {"action": decision}
         action = (decision or {}).get("action", "approve")
         if action == "edit":
-            return {**call, "args": {**call["args"], **decision.get("args", {})}}, None
+            return {**call, "args": {**call["args"], **decision.get("args", {})}}, None, []
+        if action == "skip":
+            tool = self.toolbox.tools.get(call["name"])
+            task = tool.spec.task if tool else call["name"]
+            return call, f"rejected by the user: skip {task} from now on", [task] if tool else []
         if action == "reject":
-            return call, f"rejected by the user: {decision.get('reason', 'no reason given')}"
-        return call, None
+            return call, f"rejected by the user: {decision.get('reason', 'no reason given')}", []
+        return call, None, []
 
     # -- observe ------------------------------------------------------------------
     def observe(self, state: State) -> dict[str, Any]:
@@ -390,12 +456,20 @@ class Nodes:
             # step would put nothing on the lineage, and the brain would see the task as undone.
             accepted, reason = False, "the tool left the image unchanged"
         else:
-            output = self.stores(state["run_dir"]).get(call["output_id"])
+            store = self.stores(state["run_dir"])
+            output = store.get(call["output_id"])
+            before_rgb = store.get(state["current_id"])
+            if call["name"] != REVERT and output.shape == before_rgb.shape:
+                step["mean_change"] = round(float(np.mean(np.abs(output - before_rgb))) * 255.0, 4)
             visible = crop_box(output, state.get("visible_box"))
             after = apply_low_light_rule(self.assessor(visible), bool(state.get("low_light_trust_network")))
             if call["name"] == REVERT:
                 note = call["args"].get("reason") or "asked to undo"
-                accepted, reason = True, f"back to {call['output_id']} ({note})"
+                target = describe_image(call["output_id"], state["original_id"], state.get("steps", []))
+                accepted, reason = True, f"back to {target} ({note})"
+            elif step.get("mean_change") is not None and step["mean_change"] < VISIBLE_CHANGE:
+                # Keeping it would close the task for a change nobody can see.
+                accepted, reason = False, f"no visible change (mean change {step['mean_change']:.2f}/255)"
             else:
                 accepted, reason = judge(
                     task, state["degradations"], after, before_q, self.config.accept_tolerance,
@@ -405,7 +479,6 @@ class Nodes:
                 if accepted and self.verifier is not None and not call.get("requested"):
                     # The assessor proposed the step, so its readings going down are no evidence:
                     # the verifier, trained on fidelity against ground truth, has the last word.
-                    before_rgb = self.stores(state["run_dir"]).get(state["current_id"])
                     verdict = self.verifier(crop_box(before_rgb, state.get("visible_box")), visible,
                                             task, state.get("assessment") or {}, after.model_dump())
                     step["predicted_gain_db"] = round(verdict.gain_db, 3)
@@ -445,7 +518,22 @@ class Nodes:
         turn = state.get("turn", 1)
         default = Path(state["run_dir"]) / ("restored.png" if turn == 1 else f"restored-turn{turn}.png")
         out = Path(state.get("output") or default)
+        steps = state.get("steps", [])
+        previous = (state.get("written") or [None])[-1]
+        changed = turn == 1 or state["current_id"] != state.get("turn_image_id")
+        if not changed and previous and Path(previous).is_file():
+            # Nothing changed this turn: no second, identical file.
+            return self._finished(state, Path(previous), changed=False, size=state.get("size"))
         rgb = store.get(state["current_id"])
+        size, h, w = self._size(state)
+        produced = rgb.shape[:2]
+        if h and w and (target := size.size(h, w)):
+            rgb = resize_to(rgb, *target)
+        by_index = {s["index"]: s for s in steps}
+        sr_steps = [by_index[i] for i in lineage(state["current_id"], state["original_id"], steps)
+                    if by_index[i]["task"] == "low_resolution"]
+        report = size_report(size, (h, w) if h else produced, produced, rgb.shape[:2], sr_steps,
+                             self.config.full_resolution_side)
         alpha = None
         if state.get("alpha_id"):
             alpha = store.get(state["alpha_id"])[..., 0]
@@ -454,6 +542,10 @@ class Nodes:
 
                 alpha = cv2.resize(alpha, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
         save_png(rgb, out, overwrite=bool(state.get("overwrite")) or not state.get("output"), alpha=alpha)
+        return {**self._finished(state, out, changed=True, size=report.model_dump()), "written": [str(out)]}
+
+    def _finished(self, state: State, out: Path, changed: bool, size: dict[str, Any] | None) -> dict[str, Any]:
+        """The end of a turn: the reply in the user's words and the final event."""
         self.stores.close(state["run_dir"])  # the turn is over: its images stay on disk only
         if not state.get("pending"):
             reason = "the brain is done"
@@ -461,7 +553,14 @@ class Nodes:
             reason = f"step budget ({self.config.max_steps}) reached"
         else:
             reason = f"time budget ({self.config.time_budget_s:g} s) reached"
-        reply = state.get("reply") if not state.get("pending") else reason
-        get_stream_writer()({"event": "finished", "output": str(out), "reason": reason, "reply": reply})
-        return {"output": str(out), "done_reason": reason, "pending": None, "written": [str(out)], "reply": reply or ""}
+        reply = without_ids((state.get("reply") or "") if not state.get("pending") else reason,
+                            state["original_id"], state.get("steps", []))
+        if not changed:
+            reply = f"{reply}\n\nNothing changed, so no new image was saved.".strip()
+        get_stream_writer()({"event": "finished", "output": str(out), "reason": reason, "reply": reply,
+                             "changed": changed})
+        turn = state.get("turn", 1)
+        message = state["requests"][-1] if turn > 1 and state.get("requests") else None
+        return {"output": str(out), "done_reason": reason, "pending": None, "reply": reply, "changed": changed,
+                "size": size, "transcript": [{"turn": turn, "message": message, "reply": reply, "output": str(out)}]}
 

@@ -14,6 +14,8 @@ from langgraph.graph.message import add_messages
 from pydantic import BaseModel, Field
 from typing_extensions import NotRequired, TypedDict
 
+from .sizing import ScaleSetting
+
 
 class RestoreInput(BaseModel):
     """What a caller passes to ``graph.invoke``."""
@@ -30,6 +32,11 @@ class RestoreInput(BaseModel):
         default=None,
         description="A follow-up chat message on a thread that already restored its photo, e.g. 'undo the last step'.",
     )
+    scale: ScaleSetting | None = Field(
+        default=None, description="Output size: 'auto' (the agent decides) or 1, 2, 4 times the input's size; "
+        "default the configuration's ('auto'). With 1 the output always has the input's size."
+    )
+    target_side: int | None = Field(default=None, ge=8, le=65536, description="Output short side in px, instead of a scale.")
 
 
 class Step(BaseModel):
@@ -51,6 +58,8 @@ class Step(BaseModel):
     niqe_before: float | None = None
     niqe_after: float | None = None
     degradations_after: dict[str, float] = Field(default_factory=dict)
+    #: mean absolute change of the step's output from its input, in 8-bit levels (0-255)
+    mean_change: float | None = None
     #: the verifier's predicted PSNR change of the step (dB), where it judged it
     predicted_gain_db: float | None = None
     seconds: float
@@ -63,11 +72,17 @@ class State(TypedDict):
     overwrite: NotRequired[bool]
     instructions: NotRequired[str | None]
     message: NotRequired[str | None]
+    scale: NotRequired[Any]
+    target_side: NotRequired[int | None]
     # Conversation: turn 1 is the first restoration, each chat message starts another
     turn: NotRequired[int]
     turn_start: NotRequired[int]
     requests: NotRequired[Annotated[list[str], operator.add]]
     reply: NotRequired[str]
+    transcript: NotRequired[Annotated[list[dict[str, Any]], operator.add]]  # per turn: message, reply, output
+    turn_image_id: NotRequired[str]  # the current image when this turn started (unchanged: no new file)
+    changed: NotRequired[bool]  # whether this turn changed the image
+    skip_tasks: NotRequired[Annotated[list[str], operator.add]]  # "skip" answers to approval prompts
     written: NotRequired[Annotated[list[str], operator.add]]
     # Run bookkeeping
     run_dir: NotRequired[str]
@@ -77,6 +92,11 @@ class State(TypedDict):
     alpha_id: NotRequired[str | None]
     visible_box: NotRequired[tuple[float, float, float, float] | None]  # the opaque part, as fractions
     notes: NotRequired[list[str]]
+    size_request: NotRequired[dict[str, Any]]  # graph/sizing.py SizeRequest
+    input_size: NotRequired[tuple[int, int]]  # height, width of the input photo
+    size: NotRequired[dict[str, Any]]  # graph/sizing.py SizeReport of the last output
+    degradations_before: NotRequired[dict[str, float]]  # the input's assessment
+    quality_before: NotRequired[float]
     # Perception
     degradations: NotRequired[dict[str, float]]
     assessment: NotRequired[dict[str, Any]]

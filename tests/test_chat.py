@@ -39,8 +39,8 @@ def config(tmp_path: Path) -> Configuration:
     return Configuration(work_dir=tmp_path / "runs", weights_dir=tmp_path / "no-weights")
 
 
-def _conversation(config, tmp_path, **kwargs) -> Conversation:
-    toolbox = Toolbox(ToolRegistry([default_registry[n] for n in TOOLS]), config)
+def _conversation(config, tmp_path, tools=TOOLS, **kwargs) -> Conversation:
+    toolbox = Toolbox(ToolRegistry([default_registry[n] for n in tools]), config)
     return Conversation(config, db_path=tmp_path / "threads.sqlite", toolbox=toolbox, **kwargs)
 
 
@@ -79,7 +79,9 @@ def test_a_conversation_explains_brightens_undoes_and_skips(config, tmp_path, da
         explained = chat.say("What did you do?")
         assert explained.steps == [] and "denoise_nlmeans" in explained.reply
         np.testing.assert_array_equal(_pixels(explained.output), _pixels(first.output))
-        assert explained.output != first.output  # every turn writes its own file
+        # a turn that changes nothing writes no new, identical file, and says so
+        assert explained.output == first.output and not explained.changed
+        assert "Nothing changed" in explained.reply
 
         brighter = chat.say("that is too dark")
         assert [s.task for s in brighter.steps] == ["low_light"]
@@ -192,7 +194,9 @@ def test_chat_command(tmp_path, dark_noisy_png, monkeypatch):
     args = ["chat", str(dark_noisy_png), "--out-dir", str(out_dir), "--db", str(tmp_path / "t.sqlite")]
     result = CliRunner().invoke(app, args, input="what did you do?\nthat is too dark\nundo the last step\nquit\n")
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out_dir.iterdir()) == [f"turn-{i}.png" for i in (1, 2, 3, 4)]
+    # "what did you do?" changed nothing: no turn-2.png, and the reply says so
+    assert sorted(p.name for p in out_dir.iterdir()) == [f"turn-{i}.png" for i in (1, 3, 4)]
+    assert "Nothing changed" in result.output
     assert "Steps so far" in result.output and "requested by the user" in result.output
     # Files of an earlier conversation are not overwritten.
     again = CliRunner().invoke(app, args, input="quit\n")

@@ -10,7 +10,9 @@ explain     "what did you do?", "explain", "summary"               lists the ste
 undo        "undo the last step", "go back", "revert"              back to the image before the last step
 brighter    "that is too dark", "brighter please"                  one more low-light step (the user's call)
 darker      "too bright", "too light"                              undoes the last low-light step
-stronger    "use a stronger denoiser", "still noisy", "sharper"    one more pass of that task's best tool
+stronger    "use a stronger denoiser", "still noisy", "stronger"   one more pass of that task's best tool (no task
+                                                                   named: the last step's task)
+weaker      "weaker", "too strong", "gentler"                      the last step again at half its strength
 skip        "skip dehazing", "don't denoise", "no super-resolution" undoes that task's step, redoes the rest
                                                                    without it, and never does it again
 continue    "continue", "keep going", "again"                      carries on with what is left
@@ -28,7 +30,7 @@ from typing import Any, Sequence
 
 from langchain_core.messages import AIMessage
 
-from ..conversation import REVERT
+from ..conversation import REVERT, VISIBLE_CHANGE
 
 #: Words that name each task in chat ("skip dehazing", "stronger denoiser").
 TASK_WORDS: dict[str, tuple[str, ...]] = {
@@ -44,13 +46,14 @@ TASK_WORDS: dict[str, tuple[str, ...]] = {
 
 HELP = (
     "I understand: 'what did you do?', 'undo the last step', 'that is too dark', 'too bright', "
-    "'use a stronger denoiser' (or stronger <task>), 'skip <task>' (e.g. skip dehazing), 'continue'."
+    "'use a stronger denoiser' (or stronger <task>, or just 'stronger' / 'weaker' for the last step), "
+    "'skip <task>' (e.g. skip dehazing), 'continue'."
 )
 
 
 @dataclass(frozen=True)
 class Intent:
-    kind: str  # explain | undo | brighter | darker | stronger | skip | continue | unknown
+    kind: str  # explain | undo | brighter | darker | stronger | weaker | skip | continue | unknown
     task: str | None = None
 
 
@@ -62,24 +65,27 @@ def find_task(text: str) -> str | None:
     return None
 
 
-#: (pattern, intent, its fixed task, needs a task named in the text), tried in this order.
-_RULES: tuple[tuple[str, str, str | None, bool], ...] = (
-    (r"\b(skip|don'?t|do not|no|without|leave out|stop)\b", "skip", None, True),
-    (r"\b(undo|revert|go back|take (it|that) back|previous)\b", "undo", None, False),
-    (r"too (bright|light)|overexposed|darker", "darker", None, False),
-    (r"too dark|brighter|lighten|more light|underexposed|can'?t see", "brighter", "low_light", False),
-    (r"stronger|more|still|harder|sharper|cleaner", "stronger", None, True),
-    (r"what did you|what have you|explain|summar|which steps|why", "explain", None, False),
-    (r"\b(continue|keep going|again|go on|restore|finish)\b", "continue", None, False),
+#: (pattern, intent, its fixed task, the task named in the text: "needs" it, "may" name it, or "no"),
+#: tried in this order.
+_RULES: tuple[tuple[str, str, str | None, str], ...] = (
+    (r"\b(skip|don'?t|do not|no|without|leave out|stop)\b", "skip", None, "needs"),
+    (r"\b(undo|revert|go back|take (it|that) back|previous)\b", "undo", None, "no"),
+    (r"too (bright|light)|overexposed|darker", "darker", None, "no"),
+    (r"too dark|brighter|lighten|more light|underexposed|can'?t see", "brighter", "low_light", "no"),
+    (r"weaker|gentler|softer|too strong|too much|overdone|less strong", "weaker", None, "no"),
+    (r"stronger|harder|sharper|cleaner", "stronger", None, "may"),
+    (r"more|still", "stronger", None, "needs"),
+    (r"what did you|what have you|explain|summar|which steps|why", "explain", None, "no"),
+    (r"\b(continue|keep going|again|go on|restore|finish)\b", "continue", None, "no"),
 )
 
 
 def parse_intent(text: str) -> Intent:
     t = " ".join(text.lower().split())
     task = find_task(t)
-    for pattern, kind, fixed_task, needs_task in _RULES:
-        if re.search(pattern, t) and (task or not needs_task):
-            return Intent(kind, fixed_task or (task if needs_task else None))
+    for pattern, kind, fixed_task, named in _RULES:
+        if re.search(pattern, t) and (task or named != "needs"):
+            return Intent(kind, fixed_task or (task if named != "no" else None))
     return Intent("unknown")
 
 
@@ -101,14 +107,52 @@ def summary(history: Sequence[dict[str, Any]]) -> str:
         return "I have not run any tool on this photo."
     lines = []
     for s in history:
-        verdict = "kept" if s["accepted"] and s.get("active", True) else (
-            "undone later" if s["accepted"] else "rolled back")
+        if s.get("mean_change") is not None and s["mean_change"] < VISIBLE_CHANGE:
+            verdict = "no visible change"
+        else:
+            verdict = "kept" if s["accepted"] and s.get("active", True) else (
+                "undone later" if s["accepted"] else "rolled back")
         lines.append(f"{s.get('index', '?')}. {s['tool']} ({s['task']}): {verdict} — {s['reason']}")
     return "Steps so far:\n" + "\n".join(lines)
 
 
-def respond(context: dict[str, Any], bound: Sequence[str]) -> AIMessage | None:
-    """The reply to this turn's chat message, or None to carry on with the normal plan."""
+def still_available(context: dict[str, Any]) -> str:
+    """What the user can still ask for: untried tools per open task, and the tools whose weights a
+    ``restoreagent weights download`` would add."""
+    skip = set(context.get("skip_tasks", []))
+    # a call the user said no to never ran: it can still be asked for
+    used = {s["tool"] for s in context.get("history", [])
+            if s.get("active", True) and not s["reason"].startswith("rejected by the user")}
+    open_tasks = {task: fresh for task, tools in context.get("tools_by_task", {}).items()
+                  if task not in skip and (fresh := [t for t in tools if t not in used])}
+    # task names as the chat understands them ("low light", "motion blur")
+    offers = [f"{task.replace('_', ' ')} ({', '.join(fresh)})" for task, fresh in open_tasks.items()]
+    example = next(iter(open_tasks), "").replace("_", " ")
+    text = (f"You can still ask for: {'; '.join(offers)} (say e.g. 'stronger {example}', or 'continue')."
+            if offers else "Every available tool was tried.")
+    missing = {name: task for name, task in context.get("unavailable_tools", {}).items() if task not in skip}
+    if missing:
+        text += (" `restoreagent weights download` would add: "
+                 + ", ".join(f"{name} ({task})" for name, task in missing.items()) + ".")
+    return text
+
+
+def done_message(context: dict[str, Any]) -> str:
+    """The reply when nothing is left to do; after a refusal it lists what can still be tried."""
+    turn = context.get("turn", 1)
+    this_turn = [s for s in context.get("history", []) if s.get("turn", 1) == turn]
+    refused = any(s["reason"].startswith("rejected by the user") for s in this_turn)
+    if refused or (turn > 1 and this_turn and not any(s["accepted"] for s in this_turn)):
+        return "Nothing more was done. " + still_available(context)
+    return "Done: no remaining degradation that an untried tool can address."
+
+
+def respond(
+    context: dict[str, Any], bound: Sequence[str], parameters: dict[str, Sequence[str]] | None = None,
+) -> AIMessage | None:
+    """The reply to this turn's chat message, or None to carry on with the normal plan.
+
+    ``parameters``: each bound tool's argument names (a "weaker" step needs a ``strength``)."""
     message = context.get("user_message")
     if not message:
         return None
@@ -125,6 +169,8 @@ def respond(context: dict[str, Any], bound: Sequence[str]) -> AIMessage | None:
 
     if intent.kind == "explain":
         return AIMessage(content=summary(history))
+    if intent.kind == "weaker":
+        return _weaker(context, live_accepted, this_turn, parameters or {}, revert_before)
     if intent.kind == "unknown":
         return AIMessage(content=f"Sorry, I did not understand {message!r}. {HELP}")
     if intent.kind == "continue":
@@ -145,8 +191,35 @@ def respond(context: dict[str, Any], bound: Sequence[str]) -> AIMessage | None:
     # brighter / stronger: one more step of that task on the current result, the user's call
     if any(s["accepted"] for s in this_turn):
         return AIMessage(content=f"Done: {this_turn[-1]['reason']}.")
+    task = intent.task or (live_accepted[-1]["task"] if live_accepted else None)
+    if task is None:
+        return AIMessage(content="There is no step to make stronger yet. " + still_available(context))
     tried = {s["tool"] for s in this_turn}
-    for tool in context.get("tools_by_task", {}).get(intent.task, []):
+    for tool in context.get("tools_by_task", {}).get(task, []):
         if tool in bound and tool not in tried:
-            return _call(tool, {"image_id": current}, f"{intent.kind}: {intent.task} with {tool}.")
-    return AIMessage(content=f"I have no {intent.task} tool left to try.")
+            return _call(tool, {"image_id": current}, f"{intent.kind}: {task} with {tool}.")
+    if this_turn:
+        return AIMessage(content=f"That did not help: {this_turn[-1]['reason']}. " + still_available(context))
+    return AIMessage(content=f"I have no {task} tool left to try. " + still_available(context))
+
+
+def _weaker(context, live_accepted, this_turn, parameters, revert_before) -> AIMessage:
+    """The last step again at half its strength: undo it, then run its tool on the image before it."""
+    done = [s for s in this_turn if s["tool"] != REVERT]
+    if done:
+        return AIMessage(content=f"Done: step {done[-1]['index']} ({done[-1]['tool']}) at strength "
+                                 f"{done[-1]['args'].get('strength')}: {done[-1]['reason']}.")
+    if any(s["tool"] == REVERT for s in this_turn):
+        # the step just undone: the accepted one that started from the current image
+        last = next(s for s in reversed(context.get("history", []))
+                    if s["accepted"] and s["tool"] != REVERT and s["input_id"] == context["image_id"])
+        strength = round(float(last["args"].get("strength", 1.0)) / 2, 3)
+        return _call(last["tool"], {**last["args"], "image_id": context["image_id"], "strength": strength},
+                     f"weaker: {last['tool']} at strength {strength}.")
+    if not live_accepted:
+        return AIMessage(content="There is no step to make weaker yet.")
+    last = live_accepted[-1]
+    if "strength" not in parameters.get(last["tool"], ()):
+        return AIMessage(content=f"Step {last['index']} ({last['tool']}) has no strength setting; "
+                                 "say 'undo the last step' to remove it.")
+    return revert_before(last, "user: weaker")

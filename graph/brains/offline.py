@@ -55,7 +55,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from .intents import respond, skipped_tasks
+from .intents import done_message, respond, skipped_tasks
 
 #: Sensor noise and compression first (they were added last, at the image's current
 #: scale; a denoiser also clears most compressed noise), then super-resolution, so that
@@ -92,6 +92,8 @@ def too_small(context: dict[str, Any]) -> bool:
     """The photo is smaller than the configured full resolution by its pixel count, which is a
     fact and not a reading: the agent should try super-resolution whatever the ranker predicts
     (its training cases are all ×1/4 crops; a ×2-small photo is outside them)."""
+    if (context.get("output_size") or {}).get("super_resolution_scale"):
+        return True  # the caller asked for a larger output
     return _size_prior(context) >= float(context.get("present_threshold", 0.2))
 
 
@@ -100,6 +102,9 @@ def sr_scale(context: dict[str, Any]) -> int | None:
 
     A ×4 result of a mildly small photo still looks upsampled to the assessor and is rolled
     back (measured on real photos of 179–256 px: ×4 reads 0.24–0.61, ×2 0.15–0.30)."""
+    asked = (context.get("output_size") or {}).get("super_resolution_scale")
+    if asked:
+        return asked  # the caller's size (graph/sizing.py): ×2 or ×4
     prior = _size_prior(context)
     return 2 if 0.0 < prior <= SR_X2_PRIOR else None
 
@@ -242,14 +247,14 @@ class OfflinePolicy(BaseChatModel):
         context = parse_context(messages)
         if context is None:
             message = AIMessage(content="I need an image context (a ```json block) to decide.")
-        elif (answer := respond(context, bound)) is not None:
+        elif (answer := respond(context, bound, {name: list(_parameters(kwargs, name)) for name in bound})) is not None:
             message = answer  # this turn's chat request (undo, too dark, ...)
         else:
             context = {**context, "skip_tasks": sorted({*context.get("skip_tasks", []),
                                                         *skipped_tasks(context.get("requests", []))})}
             decision = choose(context, bound, self.preference, self.ranker(), self.max_tries_per_task)
             if decision is None:
-                message = AIMessage(content="Done: no remaining degradation that an untried tool can address.")
+                message = AIMessage(content=done_message(context))
             else:
                 task, tool = decision
                 args: dict[str, Any] = {"image_id": context["image_id"]}
