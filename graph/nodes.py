@@ -476,13 +476,14 @@ class Nodes:
                     requested=bool(call.get("requested")), niqe_before=step["niqe_before"],
                     niqe_rise_limit=self.config.niqe_rise_limit,
                 )
-                if accepted and self.verifier is not None and not call.get("requested"):
-                    # The assessor proposed the step, so its readings going down are no evidence:
-                    # the verifier, trained on fidelity against ground truth, has the last word.
+                if self.verifier is not None and not call.get("requested"):
+                    # The assessor proposed the step, so its readings are no evidence of a gain (they go
+                    # down after a harmful gamma), nor of harm ("quality" falls after real denoising):
+                    # the verifier, trained on fidelity against ground truth, decides alone.
                     verdict = self.verifier(crop_box(before_rgb, state.get("visible_box")), visible,
                                             task, state.get("assessment") or {}, after.model_dump())
                     step["predicted_gain_db"] = round(verdict.gain_db, 3)
-                    accepted, reason = verdict.accept, f"{reason}; {verdict.reason}"
+                    accepted, reason = verdict.accept, f"{verdict.reason}; assessor: {reason}"
             step.update(quality_after=after.quality, niqe_after=after.measures.get("niqe"),
                         degradations_after=after.degradations)
             if accepted:

@@ -81,6 +81,7 @@ from pydantic import BaseModel, Field
 
 from .base import DEGRADATIONS
 from .denoise import estimate_sigma
+from .noise_level import load_noise_level
 
 ASSESSOR = "assessornet-v1"
 RULE_ASSESSOR = "heuristic-v1"
@@ -394,6 +395,10 @@ class LearnedAssessor:
         measures["low_resolution_size_prior"] = round(prior, 4)
         measures["low_light_learned"] = round(learned_low_light, 4)
         measures.update({f"p_{k}": round(float(p), 4) for k, p in zip(self.names, prob)})
+        level = load_noise_level()
+        if level is not None:  # how much FFDNet should gain here, and at which σ (the planner offers denoising from it)
+            sigma, gain = level(rgb)
+            measures["denoise_sigma_255"], measures["denoise_gain_db"] = round(sigma, 2), round(gain, 3)
         report = _report(severities, measures, ASSESSOR)
         return apply_low_light_rule(report, trusts_network_low_light(report))  # judged as an input photo
 

@@ -143,8 +143,13 @@ class DenoiseFFDNet(TorchTool):
         return build_ffdnet(load_state_dict(weights["ffdnet_color"]))
 
     def process(self, image: np.ndarray, args: FFDNetArgs) -> np.ndarray:  # type: ignore[override]
-        # Estimate σ once on the whole image, not per tile, so tiles agree.
-        args = args.model_copy(update={"sigma": _sigma_255(image, args.sigma)})
+        # Estimate σ once on the whole image, not per tile, so tiles agree. The learned regressor
+        # reads correlated camera noise that the blind estimate misses (tools/noise_level.py).
+        if args.sigma is None:
+            from .noise_level import load_noise_level
+
+            level = load_noise_level()
+            args = args.model_copy(update={"sigma": level(image)[0] if level else _sigma_255(image, None)})
         return super().process(image, args)
 
     def forward(self, x: torch.Tensor, args: FFDNetArgs) -> torch.Tensor:  # type: ignore[override]

@@ -49,6 +49,13 @@ class ToolRegistry:
                 importlib.import_module(name)
         return self._classes
 
+    def __getstate__(self) -> dict:
+        # Sent to Ray workers (batch.py): the classes travel, the lock is made anew there.
+        return {"classes": list(self._load_modules().values())}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["classes"])
+
     def register(self, cls: type[RestorationTool]) -> type[RestorationTool]:
         """Add a tool class; usable as a class decorator."""
         name = cls.spec.name

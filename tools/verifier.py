@@ -29,6 +29,7 @@ import numpy as np
 from .assess import blockiness, luminance
 from .base import DEGRADATIONS
 from .denoise import estimate_sigma
+from .noise_level import load_noise_level
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "verifier.pt"
 #: ΔPSNR targets are clipped to this (dB): a clean input's PSNR is infinite.
@@ -71,6 +72,12 @@ def _image_stats(rgb: np.ndarray) -> list[float]:
             np.log(g1 + 1e-4), np.log(g2 + 1e-4), np.log(lap + 1e-4)]
 
 
+def _autocorr(r: np.ndarray, dy: int, dx: int) -> float:
+    a, b = r[: r.shape[0] - dy, : r.shape[1] - dx], r[dy:, dx:]
+    den = float(np.sqrt((a * a).mean() * (b * b).mean()))
+    return float((a * b).mean()) / den if den > 1e-12 else 0.0
+
+
 def _change_stats(before: np.ndarray, after: np.ndarray) -> list[float]:
     d = after - before
     yb, ya = luminance(before), luminance(after)
@@ -83,20 +90,27 @@ def _change_stats(before: np.ndarray, after: np.ndarray) -> list[float]:
     corr = float(np.corrcoef(ga, gr)[0, 1]) if ga.std() > 1e-6 and gr.std() > 1e-6 else 0.0
     # Local tone change: how far the step moved each region's brightness, not only the mean.
     lb, la = cv2.blur(yb, (15, 15)), cv2.blur(ya, (15, 15))
-    return [float(np.abs(d).mean()), float(np.sqrt((d * d).mean())), float((ya - yb).mean()),
+    # Removed noise is nearly white at the camera's scale; removed detail is smooth along its edges.
+    lag = [_autocorr(r_high, dy, dx) for dy, dx in ((0, 1), (1, 0), (0, 2))]
+    return [*lag, float(np.abs(d).mean()), float(np.sqrt((d * d).mean())), float((ya - yb).mean()),
             float(np.abs(la - lb).mean()), float(r_high.std()), float(r_low.std()), corr,
             float(np.log((ya.std() + 1e-4) / (yb.std() + 1e-4)))]
 
 
 def _signal_measures(rgb: np.ndarray) -> list[float]:
-    return [float(estimate_sigma(rgb)) * 255.0 / 50.0, float(blockiness(rgb)) - 1.0]
+    # The noise-level regressor's σ and gain: how much denoising this image still has to offer.
+    level = load_noise_level()
+    sigma, gain = level(rgb) if level is not None else (0.0, 0.0)
+    return [float(estimate_sigma(rgb)) * 255.0 / 50.0, float(blockiness(rgb)) - 1.0,
+            float(np.log1p(sigma)), float(gain)]
 
 
 FEATURE_NAMES: tuple[str, ...] = (
     *(f"{side}_{n}" for side in ("before", "after") for n in (
         "lum_mean", "lum_std", "lum_p1", "lum_p10", "lum_p50", "lum_p90", "lum_p99", "sat_mean",
-        "clip_high", "clip_low", "log_grad", "log_grad_half", "log_lap", "sigma", "blockiness")),
-    "abs_change", "rms_change", "lum_change", "local_tone_change", "removed_high_std", "removed_low_std",
+        "clip_high", "clip_low", "log_grad", "log_grad_half", "log_lap", "sigma", "blockiness",
+        "denoise_log_sigma", "denoise_gain")),
+    "removed_autocorr_x1", "removed_autocorr_y1", "removed_autocorr_x2", "abs_change", "rms_change", "lum_change", "local_tone_change", "removed_high_std", "removed_low_std",
     "removed_edge_corr", "log_contrast_ratio",
     *(f"{side}_{k}" for side in ("before", "after") for k in DEGRADATIONS),
     *(f"{side}_p_{k}" for side in ("before", "after") for k in DEGRADATIONS),
@@ -160,7 +174,12 @@ class Verifier:
             net.eval()
             self.members.append(net)
         self.margin = float(ckpt["margin"])
+        self.margins = {k: float(v) for k, v in ckpt.get("margins", {}).items()}
         self.risk = float(ckpt["risk"])
+
+    def margin_for(self, task: str) -> float:
+        """The task's own margin where calibration had enough of its steps, else the overall one."""
+        return self.margins.get(task, self.margin)
 
     def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and spread of the members' ΔPSNR for rows of features."""
@@ -175,7 +194,8 @@ class Verifier:
                  before_assessment: Mapping, after_assessment: Mapping) -> Verdict:
         gain, spread = (float(v[0]) for v in self.predict(
             step_features(before, after, task, before_assessment, after_assessment)))
-        return Verdict(gain, spread, gain - self.risk * spread > self.margin, self.margin)
+        margin = self.margin_for(task)
+        return Verdict(gain, spread, gain - self.risk * spread > margin, margin)
 
 
 def make_mlp(n_in: int, hidden: int):

@@ -79,6 +79,9 @@ FULL_SCALE_TASKS: tuple[str, ...] = ("motion_blur", "defocus_blur", "rain", "haz
 #: ranker predicts no gain, and the observe node judges each try; low light needs this much more, because
 #: naturally dark photos exist (brightening one costs about 10 dB).
 FALLBACK_FLOOR: dict[str, float] = {"low_light": 0.5}
+#: Predicted FFDNet gain (dB) from which denoising is offered whatever the severity reads (calibration
+#: split, docs/VERIFIER.md).
+DENOISE_OFFER_DB = 0.3
 #: Size prior (tools/assess.py) up to which ×2 super-resolution suffices: the photo is at most
 #: 2^(3·0.5) ≈ 2.8 times smaller than full resolution (the geometric middle of ×2 and ×4).
 SR_X2_PRIOR = 0.5
@@ -109,6 +112,21 @@ def sr_scale(context: dict[str, Any]) -> int | None:
     return 2 if 0.0 < prior <= SR_X2_PRIOR else None
 
 _JSON_BLOCK = re.compile(r"```json\s*(\{.*?\})\s*```", re.DOTALL)
+
+
+def denoise_offer(context: dict[str, Any], closed: set[str], tries: dict[str, int],
+                  fresh: Sequence[str], chosen: bool = False) -> tuple[str, str] | None:
+    """Denoising first, with FFDNet, when the noise-level regressor predicts that it gains at least
+    :data:`DENOISE_OFFER_DB` (``measures["denoise_gain_db"]``, tools/noise_level.py).
+
+    The assessor reads real camera noise as nearly absent (PolyU photos: severity 0.01–0.23, where
+    FFDNet gains 1–6 dB), and so did the ranker trained on its readings. The offer is only that:
+    the verifier still decides whether the denoised photo is kept. ``chosen``: the caller prefers
+    other denoisers (``fresh`` lists them first)."""
+    gain = float((context.get("measures") or {}).get("denoise_gain_db", 0.0))
+    if "noise" in closed or tries.get("noise", 0) or gain < DENOISE_OFFER_DB or not fresh:
+        return None
+    return "noise", "denoise_ffdnet" if "denoise_ffdnet" in fresh and not chosen else fresh[0]
 
 
 def parse_context(messages: Sequence[BaseMessage]) -> dict[str, Any] | None:
@@ -164,6 +182,10 @@ def choose(
             for tool in ordered(task)
             if tool not in used
         ]
+        fresh_noise = [t for t in ordered("noise") if t not in used]
+        offer = denoise_offer(context, closed, tries, fresh_noise, chosen=bool((preference or {}).get("noise")))
+        if offer is not None:
+            return offer
         best = ranker.rank(context, candidates)
         if not best:
             # The ranker sees no gain, but an open degradation the photo came in with is still
