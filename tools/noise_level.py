@@ -23,6 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .nets.mlp import load_ensemble
+
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "noise_level.pt"
 #: Hidden width of the MLPs.
 CHECKPOINT_HIDDEN = 48
@@ -63,28 +65,12 @@ def noise_features(rgb: np.ndarray) -> np.ndarray:
     return np.nan_to_num(np.asarray(row, np.float32))
 
 
-def make_mlp(n_in: int, hidden: int):
-    import torch.nn as nn
-
-    return nn.Sequential(nn.Linear(n_in, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 2))
-
-
 class NoiseLevel:
     """``NoiseLevel()(rgb) → (sigma_255, gain_db)``: the σ to tell FFDNet and the gain it should bring."""
 
     def __init__(self, checkpoint: Path | str = DEFAULT_CHECKPOINT) -> None:
-        import torch
-
-        ckpt = torch.load(Path(checkpoint), map_location="cpu", weights_only=True)
-        if tuple(ckpt["features"]) != FEATURE_NAMES:
-            raise ValueError(f"{checkpoint}: trained on other features; retrain with tools/training/noise_level.py")
+        ckpt, self.members = load_ensemble(checkpoint, FEATURE_NAMES, 2, "tools/training/noise_level.py")
         self.mean, self.std = ckpt["mean"].float(), ckpt["std"].float()
-        self.members = []
-        for state in ckpt["members"]:
-            net = make_mlp(len(FEATURE_NAMES), int(ckpt["hidden"]))
-            net.load_state_dict({k: v.float() for k, v in state.items()})
-            net.eval()
-            self.members.append(net)
 
     def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """σ (0–255) and gain (dB) for rows of features: the members' mean."""

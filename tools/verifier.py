@@ -29,6 +29,7 @@ import numpy as np
 from .assess import blockiness, luminance
 from .base import DEGRADATIONS
 from .denoise import estimate_sigma
+from .nets.mlp import load_ensemble
 from .noise_level import load_noise_level
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "verifier.pt"
@@ -160,19 +161,9 @@ class Verifier:
     """The trained critic: ``verifier(before, after, task, before_report, after_report) → Verdict``."""
 
     def __init__(self, checkpoint: Path | str = DEFAULT_CHECKPOINT) -> None:
-        import torch
-
-        ckpt = torch.load(Path(checkpoint), map_location="cpu", weights_only=True)
-        if tuple(ckpt["features"]) != FEATURE_NAMES:
-            raise ValueError(f"{checkpoint}: trained on other features; retrain with tools/training/verifier.py")
+        ckpt, self.members = load_ensemble(checkpoint, FEATURE_NAMES, 1, "tools/training/verifier.py")
         self.mean = ckpt["mean"].float()
         self.std = ckpt["std"].float()
-        self.members = []
-        for state in ckpt["members"]:
-            net = make_mlp(len(FEATURE_NAMES), int(ckpt["hidden"]))
-            net.load_state_dict({k: v.float() for k, v in state.items()})
-            net.eval()
-            self.members.append(net)
         self.margin = float(ckpt["margin"])
         self.margins = {k: float(v) for k, v in ckpt.get("margins", {}).items()}
         self.risk = float(ckpt["risk"])
@@ -196,12 +187,6 @@ class Verifier:
             step_features(before, after, task, before_assessment, after_assessment)))
         margin = self.margin_for(task)
         return Verdict(gain, spread, gain - self.risk * spread > margin, margin)
-
-
-def make_mlp(n_in: int, hidden: int):
-    import torch.nn as nn
-
-    return nn.Sequential(nn.Linear(n_in, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 1))
 
 
 @lru_cache(maxsize=4)

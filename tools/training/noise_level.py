@@ -27,7 +27,8 @@ from ..datasets import default_clean_dir, load_rgb, random_crop
 from ..files import atomic_write
 from ..imageio import to_uint8
 from ..metrics import psnr
-from ..noise_level import CHECKPOINT_HIDDEN, DEFAULT_CHECKPOINT, FEATURE_NAMES, GAIN_SCALE, make_mlp, noise_features
+from ..nets.mlp import make_mlp
+from ..noise_level import CHECKPOINT_HIDDEN, DEFAULT_CHECKPOINT, FEATURE_NAMES, GAIN_SCALE, noise_features
 from ..synthesis import degrade, jpeg_compress
 from . import realistic
 from .verifier import _dim, _toolbox, clean_images, real_pairs
@@ -138,7 +139,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     members = []
     for m in range(args.members):
         torch.manual_seed(m)
-        net = make_mlp(xtr.shape[1], CHECKPOINT_HIDDEN)
+        net = make_mlp(xtr.shape[1], CHECKPOINT_HIDDEN, 2)
         opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs)
         idx = torch.randint(0, len(xtr), (len(xtr),))  # a bootstrap sample per member

@@ -256,7 +256,7 @@ def utility(gains: np.ndarray, accept: np.ndarray) -> float:
 def cmd_train(args: argparse.Namespace) -> None:
     import torch
 
-    from ..verifier import make_mlp
+    from ..nets.mlp import make_mlp
 
     torch.set_num_threads(args.threads)
     work = Path(args.work)
