@@ -27,10 +27,10 @@ from ..datasets import default_clean_dir, load_rgb, random_crop
 from ..files import atomic_write
 from ..imageio import to_uint8
 from ..metrics import psnr
-from ..nets.mlp import make_mlp
 from ..noise_level import CHECKPOINT_HIDDEN, DEFAULT_CHECKPOINT, FEATURE_NAMES, GAIN_SCALE, noise_features
 from ..synthesis import degrade, jpeg_compress
 from . import realistic
+from .ensemble import fit_ensemble
 from .verifier import _dim, _toolbox, clean_images, real_pairs
 
 SHARD = 40
@@ -135,26 +135,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     xtr, ytr = _targets(_load(work, "train"))
-    mean, std = xtr.mean(0), xtr.std(0) + 1e-4
-    members = []
-    for m in range(args.members):
-        torch.manual_seed(m)
-        net = make_mlp(xtr.shape[1], CHECKPOINT_HIDDEN, 2)
-        opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs)
-        idx = torch.randint(0, len(xtr), (len(xtr),))  # a bootstrap sample per member
-        xt = ((torch.as_tensor(xtr) - torch.as_tensor(mean)) / torch.as_tensor(std))[idx]
-        yt = torch.as_tensor(ytr)[idx]
-        for _ in range(args.epochs):
-            perm = torch.randperm(len(xt))
-            for b in range(0, len(xt), 128):
-                j = perm[b:b + 128]
-                loss = torch.nn.functional.huber_loss(net(xt[j]), yt[j], delta=0.2)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            sched.step()
-        members.append({k: v.half() for k, v in net.state_dict().items()})
+    mean, std, members = fit_ensemble(
+        xtr, ytr, CHECKPOINT_HIDDEN, 2, args.members, args.epochs, 128,
+        lambda pred, target: torch.nn.functional.huber_loss(pred, target, delta=0.2))
     ckpt = {"features": list(FEATURE_NAMES), "mean": torch.as_tensor(mean), "std": torch.as_tensor(std),
             "members": members, "hidden": CHECKPOINT_HIDDEN}
     out = Path(args.out)

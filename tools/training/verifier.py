@@ -37,6 +37,7 @@ from ..metrics import psnr
 from ..synthesis import MIO_COMBOS, degrade, jpeg_compress
 from ..verifier import CLIP_DB, FEATURE_NAMES, PSNR_CAP, step_features
 from . import realistic
+from .ensemble import fit_ensemble
 
 SHARD = 25
 #: A task gets a margin of its own from this many calibration samples up (else the overall one).
@@ -256,36 +257,17 @@ def utility(gains: np.ndarray, accept: np.ndarray) -> float:
 def cmd_train(args: argparse.Namespace) -> None:
     import torch
 
-    from ..nets.mlp import make_mlp
-
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     xtr, ytr = _arrays(load_samples(work, "train"))
-    mean, std = xtr.mean(0), xtr.std(0) + 1e-4
-    members = []
-    for m in range(args.members):
-        torch.manual_seed(m)
-        net = make_mlp(xtr.shape[1], args.hidden)
-        opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs)
-        xt = (torch.as_tensor(xtr) - torch.as_tensor(mean)) / torch.as_tensor(std)
-        yt = torch.as_tensor(ytr) / CLIP_DB
-        idx = torch.randint(0, len(xt), (len(xt),))  # a bootstrap sample per member
-        xt, yt = xt[idx], yt[idx]
-        for _ in range(args.epochs):
-            perm = torch.randperm(len(xt))
-            for b in range(0, len(xt), 256):
-                j = perm[b:b + 256]
-                pred = net(xt[j]).squeeze(-1)
-                # a wrong sign (accept a harmful step, or reject a helpful one) costs double
-                w = 1.0 + (torch.sign(pred) != torch.sign(yt[j])).float()
-                loss = (w * torch.nn.functional.huber_loss(pred, yt[j], delta=0.1, reduction="none")).mean()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            sched.step()
-        members.append({k: v.half() for k, v in net.state_dict().items()})
-        print(f"member {m + 1}/{args.members} trained", flush=True)
+
+    def loss(out, target):
+        pred = out.squeeze(-1)
+        # a wrong sign (accept a harmful step, or reject a helpful one) costs double
+        w = 1.0 + (torch.sign(pred) != torch.sign(target)).float()
+        return (w * torch.nn.functional.huber_loss(pred, target, delta=0.1, reduction="none")).mean()
+
+    mean, std, members = fit_ensemble(xtr, ytr / CLIP_DB, args.hidden, 1, args.members, args.epochs, 256, loss)
     ckpt = {"features": list(FEATURE_NAMES), "mean": torch.as_tensor(mean), "std": torch.as_tensor(std),
             "members": members, "hidden": args.hidden, "margin": 0.0, "risk": args.risk}
     out = Path(args.out)
