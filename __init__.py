@@ -15,23 +15,23 @@ __version__ = "0.1.0"
 __all__ = ["build_graph", "restore", "RestoreResult", "Configuration"]
 
 if TYPE_CHECKING:
-    from .graph.api import RestoreResult, restore
-    from .graph.configuration import Configuration
-    from .graph.graph import build_graph
+    from restoreagent.graph.api import RestoreResult, restore
+    from restoreagent.graph.configuration import Configuration
+    from restoreagent.graph.graph import build_graph
 
 
 def __getattr__(name: str):
     # Lazy so that `import restoreagent.tools...` and the CLI's --help stay fast.
     if name == "build_graph":
-        from .graph.graph import build_graph
+        from restoreagent.graph.graph import build_graph
 
         return build_graph
     if name in ("restore", "RestoreResult"):
-        from .graph import api
+        from restoreagent.graph import api
 
         return getattr(api, name)
     if name == "Configuration":
-        from .graph.configuration import Configuration
+        from restoreagent.graph.configuration import Configuration
 
         return Configuration
     raise AttributeError(f"module 'restoreagent' has no attribute {name!r}")

@@ -1,3 +1,3 @@
-from .cli import main
+from restoreagent.cli import main
 
 main()

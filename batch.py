@@ -37,8 +37,8 @@ from typing import Any, Iterable, Iterator, Literal, Sequence
 
 from pydantic import BaseModel, Field
 
-from .graph.configuration import Configuration
-from .tools.datasets import IMAGE_SUFFIXES as STILL_SUFFIXES
+from restoreagent.graph.configuration import Configuration
+from restoreagent.tools.util.imageio import IMAGE_SUFFIXES as STILL_SUFFIXES
 
 RECORDS = ".restoreagent-batch.jsonl"
 IMAGE_SUFFIXES = STILL_SUFFIXES + (".webp", ".gif")
@@ -201,7 +201,7 @@ def plan_batch(paths: Sequence[Path], out_dir: Path, *, recursive: bool = False,
 
     Raises :class:`BatchError` when the output folder cannot be written or lacks the space.
     """
-    from .tools.imageio import ImageError, read_size
+    from restoreagent.tools.util.imageio import ImageError, read_size
 
     config = config or Configuration.from_env()
     # Absolute: Ray workers run in folders of their own, on other nodes.
@@ -248,10 +248,10 @@ class Restorer:
     """A graph built once (toolbox, assessor, verifier) that restores one job at a time."""
 
     def __init__(self, config: Configuration, brain: str | None = None, registry: Any = None) -> None:
-        from .graph.brains.factory import make_brain
-        from .graph.graph import build_graph
-        from .graph.toolbox import Toolbox
-        from .tools import default_registry
+        from restoreagent.graph.brains.factory import make_brain
+        from restoreagent.graph.graph import build_graph
+        from restoreagent.graph.toolbox import Toolbox
+        from restoreagent.tools import default_registry
 
         self.config = config
         self.toolbox = Toolbox(registry or default_registry, config)
@@ -259,8 +259,8 @@ class Restorer:
         self.name = f"{socket.gethostname()}:{os.getpid()}"
 
     def __call__(self, job: PhotoJob) -> PhotoResult:
-        from .graph.api import restore
-        from .tools.imageio import ImageError
+        from restoreagent.graph.api import restore
+        from restoreagent.tools.util.imageio import ImageError
 
         if not os.access(job.input, os.R_OK):
             return PhotoResult(input=job.input, status="failed", worker=self.name,

@@ -27,8 +27,8 @@ err = Console(stderr=True, soft_wrap=True)
 @app.callback()
 def _process_setup() -> None:
     # Learned tools allocate and free large activations on every tile: keep that memory in the
-    # process instead of mapping it again each time (tools/allocator.py; about 2× faster on big photos).
-    from .tools.allocator import keep_freed_memory
+    # process instead of mapping it again each time (tools/util/allocator.py; about 2× faster on big photos).
+    from restoreagent.tools.util.allocator import keep_freed_memory
 
     keep_freed_memory()
 
@@ -40,7 +40,7 @@ class CliError(Exception):
 def _loaded_error_types() -> tuple[type[Exception], ...]:
     """The project's user-facing error types whose modules are loaded: one from a module that was
     never imported cannot have been raised, and importing the brains' module costs a second."""
-    where = {"restoreagent.graph.brains.factory": "BrainSpecError", "restoreagent.tools.imageio": "ImageError",
+    where = {"restoreagent.graph.brains.factory": "BrainSpecError", "restoreagent.tools.util.imageio": "ImageError",
              "restoreagent.tools.base": "ToolError"}
     return tuple(getattr(sys.modules[m], name) for m, name in where.items() if m in sys.modules)
 
@@ -73,8 +73,8 @@ def _config(
     max_pixels: Optional[int] = None, full_side: Optional[int] = None, scale: Optional["ScaleChoice"] = None,
     target_side: Optional[int] = None,
 ):
-    from .graph.configuration import Configuration
-    from .graph.sizing import SizeRequest
+    from restoreagent.graph.configuration import Configuration
+    from restoreagent.graph.sizing import SizeRequest
 
     config = Configuration.from_env(
         weights_dir=weights_dir,
@@ -99,7 +99,7 @@ def _fresh_results_dir(out_dir: Path, overwrite: bool) -> None:
 
 
 def _print_skipped(toolbox: Any) -> None:
-    from .weights_cli import skipped_notice
+    from restoreagent.cli_weights import skipped_notice
 
     for line in skipped_notice(toolbox.skipped, toolbox.weights.cache_dir / ".skipped-notice"):
         err.print(f"[yellow]note:[/] {escape(line)}", highlight=False)
@@ -136,7 +136,7 @@ def _progress_printer(every: float = 5.0) -> Callable[[dict], None]:
 
 
 def _write_json_atomic(data: Any, path: Path, overwrite: bool) -> None:
-    from .tools.files import atomic_write
+    from restoreagent.tools.util.files import atomic_write
 
     atomic_write(path, json.dumps(data, indent=2), overwrite=overwrite)
 
@@ -198,8 +198,8 @@ def restore(
     target_side: Optional[int] = TargetSideOpt,
 ) -> None:
     """Restore INPUT and write the result to OUTPUT (a folder: every photo in it, resumably)."""
-    from .batch import BatchError, check_space, check_writable, output_bytes
-    from .tools.imageio import load_image
+    from restoreagent.batch import BatchError, check_space, check_writable, output_bytes
+    from restoreagent.tools.util.imageio import load_image
 
     if report is not None and report.exists() and not overwrite:
         raise FileExistsError(f"report {report} exists; pass --overwrite to replace it")
@@ -207,7 +207,7 @@ def restore(
         update={"keep_steps": keep_steps})
     if input.is_dir():
         if download:
-            from .weights_cli import download_missing
+            from restoreagent.cli_weights import download_missing
 
             download_missing(config)
         address = ray_address or ("local" if ray else None)
@@ -227,20 +227,20 @@ def restore(
     except BatchError as exc:
         raise CliError(str(exc)) from None
     # The heavy imports (torch, the graph) only once the input is known to be good: errors answer fast.
-    from .graph.brains.factory import make_brain
-    from .graph.graph import build_graph
-    from .graph.toolbox import Toolbox
-    from .tools import default_registry
+    from restoreagent.graph.brains.factory import make_brain
+    from restoreagent.graph.graph import build_graph
+    from restoreagent.graph.toolbox import Toolbox
+    from restoreagent.tools import default_registry
 
     if download:
-        from .weights_cli import download_missing
+        from restoreagent.cli_weights import download_missing
 
         download_missing(config)
     chat_model = make_brain(brain)
     toolbox = Toolbox(default_registry, config)
     _print_skipped(toolbox)
     graph = build_graph(config, toolbox=toolbox, brain=chat_model)
-    from .graph.api import restore as run_restore
+    from restoreagent.graph.api import restore as run_restore
 
     result = run_restore(input, output, overwrite=overwrite, config=config, graph=graph, on_event=_progress_printer())
     for note in result.notes:
@@ -259,7 +259,7 @@ def _restore_folder(folder: Path, out_dir: Path, config: Any, overwrite: bool, r
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .batch import BatchError, plan_batch, restore_many, summary
+    from restoreagent.batch import BatchError, plan_batch, restore_many, summary
 
     results = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -313,9 +313,9 @@ def chat(
 ) -> None:
     """Restore INPUT, then talk about it: 'what did you do?', 'undo the last step', 'that is too dark',
     'use a stronger denoiser', 'skip dehazing'. Each turn's image is saved; an empty line or 'quit' ends."""
-    from .graph.brains.factory import make_brain
-    from .graph.chat import Conversation
-    from .tools.imageio import load_image
+    from restoreagent.graph.brains.factory import make_brain
+    from restoreagent.graph.chat import Conversation
+    from restoreagent.tools.util.imageio import load_image
 
     config = _config(weights_dir, device, max_steps, permissive_only, full_side=full_side, scale=scale,
                      target_side=target_side).model_copy(update={"approve_tools": approve})
@@ -365,7 +365,7 @@ def _input_line(prompt: str) -> str:
 def _ask_approval(request: dict) -> Any:
     """Ask in the terminal whether to run a proposed tool call; only yes, no, skip (or JSON
     arguments to edit it) are taken, anything else asks again."""
-    from .graph.chat import approval_answer
+    from restoreagent.graph.chat import approval_answer
 
     while True:
         out.print(f"{escape(request['description'])}? " + escape("[y]es / [n]o / [s]kip this task / JSON args to edit: "),
@@ -402,8 +402,8 @@ def ui(
     if importlib.util.find_spec("gradio") is None:
         raise CliError("the page needs Gradio: pip install 'restoreagent[ui]'")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # read by Gradio at import
-    from .graph.brains.factory import make_brain
-    from .graph.web import PageSettings, Studio, serve
+    from restoreagent.graph.brains.factory import make_brain
+    from restoreagent.graph.web import PageSettings, Studio, serve
 
     config = _config(weights_dir, device, max_steps, permissive_only, max_pixels, scale=scale,
                      target_side=target_side).model_copy(update={"approve_tools": approve})
@@ -421,8 +421,8 @@ def assess(
     weights_dir: Optional[Path] = WeightsOpt,
 ) -> None:
     """Print the degradation assessment of INPUT as JSON (with NIQE where the weights folder has its parameters)."""
-    from .tools.assess import assess as run_assess
-    from .tools.imageio import load_image, visible_part
+    from restoreagent.tools.perception.assess import assess as run_assess
+    from restoreagent.tools.util.imageio import load_image, visible_part
 
     config = _config(weights_dir, None, None, False, full_side=full_side)
     loaded = load_image(input, config.max_pixels)
@@ -442,14 +442,14 @@ def demo(
     import numpy as np
     from skimage import data
 
-    from .graph.api import restore as run_restore
-    from .graph.graph import build_graph
-    from .graph.toolbox import Toolbox
-    from .tools import default_registry
-    from .tools.figures import contact_sheet
-    from .tools.imageio import save_png
-    from .tools.metrics import psnr, ssim
-    from .tools.synthesis import dark_noise_jpeg
+    from restoreagent.graph.api import restore as run_restore
+    from restoreagent.graph.graph import build_graph
+    from restoreagent.graph.toolbox import Toolbox
+    from restoreagent.tools import default_registry
+    from restoreagent.tools.util.figures import contact_sheet
+    from restoreagent.tools.util.imageio import save_png
+    from restoreagent.tools.util.metrics import psnr, ssim
+    from restoreagent.tools.util.synthesis import dark_noise_jpeg
 
     folder = _fresh_folder(out_dir)
     clean = data.astronaut().astype(np.float32) / 255.0  # NASA photo, public domain
@@ -465,7 +465,7 @@ def demo(
         folder / "degraded.png", folder / "restored.png", config=config, graph=build_graph(config, toolbox=toolbox),
         on_event=_progress_printer(),
     )
-    from .tools.imageio import load_image
+    from restoreagent.tools.util.imageio import load_image
 
     restored = load_image(result.output).rgb
     before, after = psnr(degraded, clean), psnr(restored, clean)
@@ -501,9 +501,9 @@ def list_tools(
     permissive_only: bool = PermissiveOpt,
 ) -> None:
     """List the registered tools: task, model, licence, and whether each is available."""
-    from .tools import default_registry
-    from .tools.base import ToolContext
-    from .tools.weights import WeightsResolver
+    from restoreagent.tools import default_registry
+    from restoreagent.tools.base import ToolContext
+    from restoreagent.tools.weights import WeightsResolver
 
     config = _config(weights_dir, None, None, permissive_only)
     # Availability only: no Toolbox, so neither torch nor the graph is imported (a fast command).
@@ -533,10 +533,15 @@ def bench_tools(
     import cv2
     import torch
 
-    from .graph.toolbox import Toolbox
-    from .tools import default_registry
-    from .tools.toolbench import bench_tools as run_bench
-    from .tools.toolbench import machine_meta, render_markdown, write_markdown, write_scores
+    from restoreagent.graph.toolbox import Toolbox
+    from restoreagent.tools import default_registry
+    from restoreagent.tools.research.evaluation.toolbench import bench_tools as run_bench
+    from restoreagent.tools.research.evaluation.toolbench import (
+        machine_meta,
+        render_markdown,
+        write_markdown,
+        write_scores,
+    )
 
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
@@ -563,9 +568,9 @@ def degrade(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
     """Synthesize degradations with AgenticIR's MiO protocol (seeded, reproducible)."""
-    from .tools.imageio import load_image, save_png
-    from .tools.synthesis import degrade as synthesize
-    from .tools.synthesis import parse_combo
+    from restoreagent.tools.util.imageio import load_image, save_png
+    from restoreagent.tools.util.synthesis import degrade as synthesize
+    from restoreagent.tools.util.synthesis import parse_combo
 
     try:
         names = parse_combo(combo)
@@ -596,11 +601,11 @@ def bench(
     """Run planners on MiO-protocol cases and compare them with the exhaustive oracle.
 
     With the agent and the oracle, the summary also gives the oracle restricted to the degradations the agent found ("oracle on found only") and splits the agent's loss into missed degradations, false alarms and planning, per combination."""
-    from .graph.brains.factory import make_brain
-    from .graph.graph import build_graph
-    from .graph.planning.benchmark import PLANNERS, load_prepared, make_cases, run_benchmark
-    from .graph.toolbox import Toolbox
-    from .tools import default_registry
+    from restoreagent.graph.brains.factory import make_brain
+    from restoreagent.graph.graph import build_graph
+    from restoreagent.graph.toolbox import Toolbox
+    from restoreagent.tools import default_registry
+    from restoreagent.tools.research.evaluation.benchmark import PLANNERS, load_prepared, make_cases, run_benchmark
 
     chosen = tuple(p.strip() for p in planners.split(",") if p.strip())
     unknown = [p for p in chosen if p not in PLANNERS]
@@ -642,11 +647,11 @@ def bench_harm(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the results of an earlier run in --out."),
 ) -> None:
     """Do no harm: per category (clean, each single degradation, MiO combinations, real pairs) the mean gain, the share of photos made worse and the worst photo."""
-    from .graph.graph import build_graph
-    from .graph.planning.harm import make_harm_cases, run_harm
-    from .graph.toolbox import Toolbox
-    from .tools import default_registry
-    from .tools.datasets import default_clean_dir
+    from restoreagent.graph.graph import build_graph
+    from restoreagent.graph.toolbox import Toolbox
+    from restoreagent.tools import default_registry
+    from restoreagent.tools.research.datasets import default_clean_dir
+    from restoreagent.tools.research.evaluation.harm import make_harm_cases, run_harm
 
     if split not in ("test", "calibration"):
         raise CliError("--split: choose test or calibration")
@@ -688,11 +693,11 @@ def bench_real(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the results of an earlier run in --out."),
 ) -> None:
     """Run the agent on real degraded photos: what it finds and runs, NIQE before and after."""
-    from .graph.brains.factory import make_brain
-    from .graph.graph import build_graph
-    from .graph.planning.real_photos import find_cases, run_real
-    from .graph.toolbox import Toolbox
-    from .tools import default_registry
+    from restoreagent.graph.brains.factory import make_brain
+    from restoreagent.graph.graph import build_graph
+    from restoreagent.graph.toolbox import Toolbox
+    from restoreagent.tools import default_registry
+    from restoreagent.tools.research.evaluation.real_photos import find_cases, run_real
 
     cases = find_cases(real_dir, per_folder)
     _fresh_results_dir(out_dir, overwrite)
@@ -719,8 +724,8 @@ def bench_batch(
     """Photos per minute: folder mode against Ray with 1, 2, ... workers, on the same photos."""
     import shutil
 
-    from .batch import IMAGE_SUFFIXES
-    from .batch_bench import benchmark, table
+    from restoreagent.batch import IMAGE_SUFFIXES
+    from restoreagent.tools.research.evaluation.batch_bench import benchmark, table
 
     photos = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
     if not photos:
@@ -746,9 +751,9 @@ def export_sft(
     weights_dir: Optional[Path] = WeightsOpt,
 ) -> None:
     """Write oracle-labelled examples (image + instruction → plan JSON) as chat-format JSONL."""
-    from .graph.planning.sft import export_sft as run_export
-    from .graph.toolbox import Toolbox
-    from .tools import default_registry
+    from restoreagent.graph.toolbox import Toolbox
+    from restoreagent.tools import default_registry
+    from restoreagent.tools.research.training.sft import export_sft as run_export
 
     toolbox = Toolbox(default_registry, _config(weights_dir, None, None, False))
     _print_skipped(toolbox)
@@ -773,9 +778,9 @@ def bench_memory(
     import torch
     from skimage import data
 
-    from .graph.api import restore as run_restore
-    from .tools.imageio import save_png
-    from .tools.synthesis import dark_noise_jpeg
+    from restoreagent.graph.api import restore as run_restore
+    from restoreagent.tools.util.imageio import save_png
+    from restoreagent.tools.util.synthesis import dark_noise_jpeg
 
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
@@ -812,8 +817,8 @@ def runs_list() -> None:
     """List the run folders, newest first, with their size."""
     import datetime
 
-    from .graph.configuration import Configuration
-    from .runs import list_runs
+    from restoreagent.graph.configuration import Configuration
+    from restoreagent.runs import list_runs
 
     work_dir = Configuration.from_env().work_dir
     runs = list_runs(work_dir)
@@ -834,14 +839,14 @@ def runs_clean(
     include_other: bool = typer.Option(False, "--include-other", help="Also chat threads' images (undo needs them)."),
 ) -> None:
     """Remove the restore runs beyond --keep (default: all of them); chat threads' folders stay."""
-    from .graph.configuration import Configuration
-    from .runs import prune
+    from restoreagent.graph.configuration import Configuration
+    from restoreagent.runs import prune
 
     removed = prune(Configuration.from_env().work_dir, keep, max_mb, include_other=include_other)
     out.print(f"removed {len(removed)} runs, {sum(r.bytes for r in removed) / 1e6:.1f} MB", highlight=False)
 
 
-from .weights_cli import app as weights_app  # noqa: E402  (it uses the helpers above)
+from restoreagent.cli_weights import app as weights_app  # noqa: E402  (it uses the helpers above)
 
 app.add_typer(weights_app, name="weights")
 

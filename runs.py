@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from .tools.files import atomic_write
+from restoreagent.tools.util.files import atomic_write
 
 RECORD = "run.json"
 _STEP_IMAGES = "img-*.png"  # the artifact store's files (graph/store.py)

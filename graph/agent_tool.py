@@ -34,7 +34,7 @@ def as_tool(graph: Any = None, *, name: str = "restore_photo") -> StructuredTool
     The tool returns ``{"output": <path of the restored PNG>, "summary": <text>}``.
     """
     if graph is None:
-        from .graph import build_graph
+        from restoreagent.graph.graph import build_graph
 
         graph = build_graph()
 

@@ -11,10 +11,10 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from ..runs import finish_run
-from .configuration import Configuration
-from .sizing import SizeReport
-from .state import Step
+from restoreagent.graph.configuration import Configuration
+from restoreagent.graph.sizing import SizeReport
+from restoreagent.graph.state import Step
+from restoreagent.runs import finish_run
 
 
 class RestoreResult(BaseModel):
@@ -83,7 +83,7 @@ def restore(
         on_event: called with every progress event (tool started, finished, verdict).
         graph: a graph from ``build_graph`` to reuse (its models stay loaded).
     """
-    from .graph import build_graph
+    from restoreagent.graph.graph import build_graph
 
     config = (config or Configuration.from_env()).model_copy(update=settings)
     graph = graph or build_graph(config, brain=brain)

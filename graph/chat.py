@@ -18,8 +18,8 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, Field
 
-from .configuration import Configuration
-from .state import Step
+from restoreagent.graph.configuration import Configuration
+from restoreagent.graph.state import Step
 
 Approver = Callable[[dict[str, Any]], Any]
 """Given an approval request ({kind, step, tool, args, description}), returns the ``Command(resume=...)``
@@ -87,7 +87,7 @@ class Conversation:
     ) -> None:
         from langgraph.checkpoint.sqlite import SqliteSaver
 
-        from .graph import build_graph
+        from restoreagent.graph.graph import build_graph
 
         self.config = config or Configuration.from_env()
         self.db_path = Path(db_path) if db_path else default_db_path()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from ..tools.weights import mirrors_from_env
-from .sizing import ScaleSetting
+from restoreagent.graph.sizing import ScaleSetting
+from restoreagent.tools.weights import mirrors_from_env
 
 
 def default_work_dir() -> Path:
@@ -65,7 +65,7 @@ class Configuration(BaseModel):
     permissive_only: bool = Field(default=False, description="Exclude non-commercial and research-only models.")
     full_resolution_side: int = Field(
         default=512, ge=16, description="Short side (px) a photo should have: smaller ones read as low resolution "
-        "(the assessor's size prior; see tools/assess.py)."
+        "(the assessor's size prior; see tools/perception/rules.py)."
     )
     scale: ScaleSetting = Field(
         default="auto", description="Output size: 'auto' (the agent decides: a photo that reads as low resolution "
@@ -79,14 +79,14 @@ class Configuration(BaseModel):
     )
     verify_steps: bool = Field(
         default=True, description="The observe node keeps a step only when the learned verifier "
-        "(tools/verifier.py) predicts a real fidelity gain; off: the assessor's readings alone decide, as before "
+        "(tools/perception/verifier.py) predicts a real fidelity gain; off: the assessor's readings alone decide, as before "
         "(env RESTOREAGENT_VERIFY=0)."
     )
     niqe_rise_limit: float | None = Field(
         default=None, ge=0, description="The observe node rolls back a step that raised NIQE by more than this "
         "(where NIQE is read: its parameters in weights_dir); None (default): NIQE is observed, not judged "
         "(env RESTOREAGENT_NIQE_RISE_LIMIT). "
-        "`python -m restoreagent.graph.planning.niqe_study` measures the effect: small gains on the train split, "
+        "`python -m restoreagent.tools.research.evaluation.niqe_study` measures the effect: small gains on the train split, "
         "losses on the held-out benchmark (docs/BENCHMARKS.md)."
     )
 

@@ -18,14 +18,14 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langgraph.graph import END, START, StateGraph
 
-from ..tools.assess import assess
-from ..tools.registry import ToolRegistry
-from ..tools.verifier import Verifier, load_verifier
-from .brains.offline import OfflinePolicy
-from .configuration import Configuration
-from .nodes import Assessor, Nodes
-from .state import RestoreInput, State
-from .toolbox import Toolbox
+from restoreagent.graph.brains.offline import OfflinePolicy
+from restoreagent.graph.configuration import Configuration
+from restoreagent.graph.nodes import Assessor, Nodes
+from restoreagent.graph.state import RestoreInput, State
+from restoreagent.graph.toolbox import Toolbox
+from restoreagent.tools.perception.assess import assess
+from restoreagent.tools.perception.verifier import Verifier, load_verifier
+from restoreagent.tools.registry import ToolRegistry
 
 
 def build_graph(
@@ -45,7 +45,7 @@ def build_graph(
         config: run settings; default ``Configuration.from_env()``.
         brain: any tool-calling langchain-core chat model; default the offline policy.
         registry: the tools to offer; default every built-in tool.
-        assessor: image → :class:`~restoreagent.tools.assess.Assessment`; default the built-in assessor
+        assessor: image → :class:`~restoreagent.tools.perception.report.Assessment`; default the built-in assessor
             (with ``config.weights_dir`` for NIQE and ``config.full_resolution_side``).
         checkpointer: a LangGraph checkpointer; none by default, so the graph also
             runs under ``langgraph dev`` and as a subgraph.
@@ -60,7 +60,7 @@ def build_graph(
     config = config or Configuration.from_env()
     if toolbox is None:
         if registry is None:
-            from ..tools import default_registry
+            from restoreagent.tools import default_registry
 
             registry = default_registry
         toolbox = Toolbox(registry, config)

@@ -28,20 +28,29 @@ from langgraph.config import get_stream_writer
 from langgraph.types import interrupt
 from pydantic import ValidationError
 
-from .. import prompts
-from ..tools.assess import PRESENT, Assessment, apply_low_light_rule, trusts_network_low_light
-from ..tools.base import ToolError
-from ..tools.imageio import crop_box, load_image, opaque_box, save_png
-from ..tools.verifier import Verifier
-from .brains.offline import OfflinePolicy
-from .configuration import Configuration
-from .conversation import (
-    REVERT, VISIBLE_CHANGE, RevertArgs, active_flags, describe_image, known_images, lineage, revert_tool, without_ids,
+from restoreagent import prompts
+from restoreagent.graph.brains.offline import OfflinePolicy
+from restoreagent.graph.configuration import Configuration
+from restoreagent.graph.conversation import (
+    REVERT,
+    VISIBLE_CHANGE,
+    RevertArgs,
+    active_flags,
+    describe_image,
+    known_images,
+    lineage,
+    revert_tool,
+    without_ids,
 )
-from .sizing import SizeRequest, resize_to, size_report
-from .state import RestoreInput, State, Step
-from .store import OpenStores, UnknownImageId
-from .toolbox import Toolbox
+from restoreagent.graph.sizing import SizeRequest, resize_to, size_report
+from restoreagent.graph.state import RestoreInput, State, Step
+from restoreagent.graph.store import OpenStores, UnknownImageId
+from restoreagent.graph.toolbox import Toolbox
+from restoreagent.tools.base import ToolError
+from restoreagent.tools.perception.report import PRESENT, Assessment
+from restoreagent.tools.perception.rules import apply_low_light_rule, trusts_network_low_light
+from restoreagent.tools.perception.verifier import Verifier
+from restoreagent.tools.util.imageio import crop_box, load_image, opaque_box, save_png
 
 Assessor = Callable[[np.ndarray], Assessment]
 

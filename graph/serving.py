@@ -6,7 +6,7 @@ share a filesystem. Configure with the usual ``RESTOREAGENT_*`` environment vari
 """
 
 from restoreagent.graph.graph import build_graph
-from restoreagent.tools.allocator import keep_freed_memory
+from restoreagent.tools.util.allocator import keep_freed_memory
 
-keep_freed_memory()  # the server is this process's owner: tools/allocator.py
+keep_freed_memory()  # the server is this process's owner: tools/util/allocator.py
 graph = build_graph()

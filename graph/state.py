@@ -14,7 +14,7 @@ from langgraph.graph.message import add_messages
 from pydantic import BaseModel, Field
 from typing_extensions import NotRequired, TypedDict
 
-from .sizing import ScaleSetting
+from restoreagent.graph.sizing import ScaleSetting
 
 
 class RestoreInput(BaseModel):
@@ -101,7 +101,7 @@ class State(TypedDict):
     degradations: NotRequired[dict[str, float]]
     assessment: NotRequired[dict[str, Any]]
     quality: NotRequired[float]
-    low_light_trust_network: NotRequired[bool]  # decided on the input photo (tools/assess.py)
+    low_light_trust_network: NotRequired[bool]  # decided on the input photo (tools/perception/rules.py)
     plan: NotRequired[list[str]]
     # Execution
     pending: NotRequired[dict[str, Any] | None]

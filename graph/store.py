@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..tools.files import atomic_write
+from restoreagent.tools.util.files import atomic_write
 
 _ID = re.compile(r"^img-[0-9a-f]{16}$")
 

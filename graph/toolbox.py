@@ -8,22 +8,24 @@ sees image ids, never paths chosen by a brain.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import StructuredTool
 
-from ..tools.base import RestorationTool, ToolArgs, ToolContext, ToolError
-from ..tools.registry import ToolRegistry
-from ..tools.tiling import report_tiles
-from ..tools.toolbench import load_scores
-from ..tools.weights import WeightsResolver
-from .configuration import Configuration
-from .store import ArtifactStore
+from restoreagent.checkpoints import checkpoint_file
+from restoreagent.graph.configuration import Configuration
+from restoreagent.graph.store import ArtifactStore
+from restoreagent.tools.base import RestorationTool, ToolArgs, ToolContext, ToolError
+from restoreagent.tools.registry import ToolRegistry
+from restoreagent.tools.util.tiling import report_tiles
+from restoreagent.tools.weights import WeightsResolver
 
 
 @dataclass
@@ -36,7 +38,7 @@ class Toolbox:
     """The available tools for a configuration, and the ones skipped (with why)."""
 
     def __init__(self, registry: ToolRegistry, config: Configuration) -> None:
-        from ..tools.torch_tool import resolve_device
+        from restoreagent.tools.torch_tool import resolve_device
 
         context = ToolContext(
             weights=WeightsResolver(config.weights_dir, config.cache_dir, config.allow_download, mirrors=config.mirrors),
@@ -66,8 +68,8 @@ class Toolbox:
     def system_prompt(self) -> str:
         """The brain's system prompt with this toolbox's catalogue (rendered once)."""
         if not hasattr(self, "_system_prompt"):
-            from .. import prompts
-            from ..tools.assess import PRESENT
+            from restoreagent import prompts
+            from restoreagent.tools.perception.report import PRESENT
 
             self._system_prompt = prompts.render("system", tool_catalogue=self.catalogue(), present_threshold=PRESENT)
         return self._system_prompt
@@ -148,3 +150,11 @@ class Toolbox:
             args_schema=tool.Args,
         )
 
+
+def load_scores(path: Path | None = None) -> dict[str, dict]:
+    """Tool name → measured summary from ``restoreagent bench-tools`` (empty if no table has been written)."""
+    path = Path(path) if path is not None else checkpoint_file("tool_scores.json")
+    text = path.read_text() if path.is_file() else None
+    if not text:
+        return {}
+    return {t["name"]: t for t in json.loads(text)["tools"]}

@@ -19,14 +19,14 @@ from typing import Any, Callable, Iterator
 
 from pydantic import BaseModel, Field
 
-from ..tools.base import DEGRADATIONS, ToolError
-from ..tools.files import atomic_write
-from ..tools.imageio import ImageError, load_image, save_png
-from .api import result_from_state
-from .chat import Conversation, Turn, default_db_path
-from .configuration import Configuration
-from .conversation import REVERT, active_flags, without_ids
-from .store import ArtifactStore
+from restoreagent.graph.api import result_from_state
+from restoreagent.graph.chat import Conversation, Turn, default_db_path
+from restoreagent.graph.configuration import Configuration
+from restoreagent.graph.conversation import REVERT, active_flags, without_ids
+from restoreagent.graph.store import ArtifactStore
+from restoreagent.tools.base import DEGRADATIONS, ToolError
+from restoreagent.tools.util.files import atomic_write
+from restoreagent.tools.util.imageio import ImageError, load_image, save_png
 
 #: What a handler reports instead of failing: the page shows it, the server keeps running.
 EXPECTED = (ImageError, ToolError, ValueError, OSError)
@@ -53,8 +53,8 @@ class Studio:
 
     def __init__(self, config: Configuration, brain: Any = None, db_path: str | os.PathLike | None = None,
                  toolbox: Any = None) -> None:
-        from ..tools import default_registry
-        from .toolbox import Toolbox
+        from restoreagent.graph.toolbox import Toolbox
+        from restoreagent.tools import default_registry
 
         self.config = config
         self.brain = brain

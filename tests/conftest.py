@@ -83,7 +83,7 @@ def noisy_png(tmp_path: Path, clean_images) -> Path:
     """The astronaut crop with Gaussian noise σ=30, saved as PNG."""
     from PIL import Image
 
-    from restoreagent.tools.synthesis import add_gaussian_noise
+    from restoreagent.tools.util.synthesis import add_gaussian_noise
 
     noisy = add_gaussian_noise(clean_images["astronaut"], 30, np.random.default_rng(0))
     path = tmp_path / "noisy.png"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from restoreagent import Configuration, build_graph
-from restoreagent.graph.planning.oracle import match_size
 from restoreagent.tools import default_registry
-from restoreagent.tools.imageio import load_image, save_png
-from restoreagent.tools.metrics import psnr
-from restoreagent.tools.synthesis import SYNTHESIS_ORDER, degrade
+from restoreagent.tools.research.evaluation.oracle import match_size
+from restoreagent.tools.util.imageio import load_image, save_png
+from restoreagent.tools.util.metrics import psnr
+from restoreagent.tools.util.synthesis import SYNTHESIS_ORDER, degrade
 
 
 @pytest.fixture(scope="module", params=[True, False], ids=["permissive-only", "all-licences"])

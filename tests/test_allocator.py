@@ -1,4 +1,4 @@
-"""tools/allocator.py: with the thresholds raised, a tool's large activations, freed and allocated again
+"""tools/util/allocator.py: with the thresholds raised, a tool's large activations, freed and allocated again
 layer after layer, reuse the process's memory instead of having the kernel map and zero fresh pages
 (each case in its own process, since the setting is process-wide)."""
 
@@ -13,7 +13,7 @@ import pytest
 PROBE = """
 import resource, sys, threading
 import torch
-from restoreagent.tools.allocator import keep_freed_memory
+from restoreagent.tools.util.allocator import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
 def layers():  # a learned tool on a 512-px tile: each layer's 67 MB output allocated, its input freed

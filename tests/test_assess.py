@@ -1,7 +1,7 @@
-"""The learned degradation assessor (tools/assess.py + checkpoints/assessor.pt), no mocks.
+"""The learned degradation assessor (tools/perception/assess.py + checkpoints/assessor.pt), no mocks.
 
 Images: the four 192×192 scikit-image crops (``clean_images``), degraded with the
-MiO protocol of tools.synthesis.
+MiO protocol of tools.util.synthesis.
 """
 
 from __future__ import annotations
@@ -11,20 +11,14 @@ import time
 import numpy as np
 import pytest
 
-from restoreagent.tools import synthesis as syn
-from restoreagent.tools.assess import (
-    DEFAULT_CHECKPOINT,
-    DEGRADATIONS,
-    PRESENT,
-    Assessment,
-    apply_low_light_rule,
-    assess,
-    niqe,
-    niqe_params,
-    trusts_network_low_light,
-)
+from restoreagent.tools.base import DEGRADATIONS
 from restoreagent.tools.denoise import DenoiseNLMeans
 from restoreagent.tools.lowlight import GammaTool
+from restoreagent.tools.perception.assess import DEFAULT_CHECKPOINT, assess
+from restoreagent.tools.perception.niqe import niqe, niqe_params
+from restoreagent.tools.perception.report import PRESENT, Assessment
+from restoreagent.tools.perception.rules import apply_low_light_rule, trusts_network_low_light
+from restoreagent.tools.util import synthesis as syn
 
 pytestmark = pytest.mark.skipif(not DEFAULT_CHECKPOINT.is_file(), reason="checkpoints/assessor.pt not trained yet")
 
@@ -98,7 +92,7 @@ def test_good_restoration_reads_as_improvement(clean_images, offline_context):
 
 
 def test_network_vetoes_low_light_on_a_naturally_dark_clean_photo(shared_dir):
-    from restoreagent.tools.imageio import load_image
+    from restoreagent.tools.util.imageio import load_image
 
     a = assess(load_image(shared_dir / "data" / "clean" / "kodak24" / "kodim05.png").rgb)
     assert a.measures["low_light_exposure"] >= PRESENT  # the luminance alone calls it dark
@@ -123,7 +117,7 @@ def test_under_noise_the_network_vetoes_low_light_only_where_it_reads_clearly_no
 
 
 def test_naturally_dark_photo_made_noisy_and_compressed_is_not_called_underexposed(shared_dir):
-    from restoreagent.tools.imageio import load_image
+    from restoreagent.tools.util.imageio import load_image
 
     photo = load_image(shared_dir / "data" / "clean" / "kodak24" / "kodim05.png").rgb
     noisy = syn.add_gaussian_noise(photo, 25, np.random.default_rng(0))
@@ -160,7 +154,7 @@ def test_haze_is_also_read_at_scene_scale(monkeypatch):
     still reads the clean photos as haze-free."""
     from skimage import data
 
-    import restoreagent.tools.assess as assess_module
+    import restoreagent.tools.perception.assess as assess_module
 
     for name in ("coffee", "rocket"):  # 400×600, 427×640
         photo = getattr(data, name)().astype(np.float32) / 255.0
@@ -181,7 +175,7 @@ def test_small_image_reads_as_low_resolution(clean_images):
 
 def test_size_prior_is_relative_to_the_full_resolution_side(clean_images, monkeypatch):
     from restoreagent import Configuration
-    from restoreagent.tools.assess import size_prior
+    from restoreagent.tools.perception.rules import size_prior
 
     img = clean_images["coffee"]  # 192×192, sharp
     assert "low_resolution" in assess(img).present  # a 192-px photo is small by the default (512 px)
@@ -219,8 +213,8 @@ def test_folded_batchnorm_gives_the_trained_networks_outputs(clean_images):
     """The assessor folds its BatchNorms into the convolutions for speed; the outputs must not change."""
     import torch
 
-    from restoreagent.tools.assess import load_learned
     from restoreagent.tools.nets.assessor import AssessorNet
+    from restoreagent.tools.perception.assess import load_learned
 
     learned = load_learned()
     ckpt = torch.load(DEFAULT_CHECKPOINT, map_location="cpu", weights_only=True)
@@ -259,7 +253,7 @@ def test_blur_before_a_downscale_is_found_in_a_small_image(full_size_photos):
 
 
 def test_small_image_blur_reading_stands_aside_for_noise_jpeg_and_the_networks_own_type(full_size_photos):
-    from restoreagent.tools.assess import add_small_image_blur, directional_detail
+    from restoreagent.tools.perception.rules import add_small_image_blur, directional_detail
 
     assert directional_detail(np.full((64, 64, 3), 0.4, np.float32)) == (1.0, 1.0)  # flat: nothing to read
     assert directional_detail(np.zeros((2, 9, 3), np.float32)) == (1.0, 1.0)  # too thin for a second difference

@@ -13,8 +13,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from restoreagent.batch import (RECORDS, BatchError, check_space, check_writable, plan_batch, read_records, restore_many,
-                                summary)
+from restoreagent.batch import (
+    RECORDS,
+    BatchError,
+    check_space,
+    check_writable,
+    plan_batch,
+    read_records,
+    restore_many,
+    summary,
+)
 from restoreagent.graph.configuration import Configuration
 
 CLI = [sys.executable, "-m", "restoreagent"]

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 from langchain_core.messages import AIMessage
+from scripted import ScriptedBrain, call
 
 from restoreagent import Configuration, build_graph
 from restoreagent.tools import default_registry
 from restoreagent.tools.registry import ToolRegistry
-from scripted import ScriptedBrain, call
 
 
 def _run(tmp_path, noisy_png, script):

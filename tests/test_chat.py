@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from PIL import Image
+from scripted import ScriptedBrain, call
 from typer.testing import CliRunner
 
 from restoreagent import Configuration
@@ -20,8 +21,7 @@ from restoreagent.graph.conversation import active_flags, lineage
 from restoreagent.graph.toolbox import Toolbox
 from restoreagent.tools import default_registry
 from restoreagent.tools.registry import ToolRegistry
-from restoreagent.tools.synthesis import add_gaussian_noise, darken
-from scripted import ScriptedBrain, call
+from restoreagent.tools.util.synthesis import add_gaussian_noise, darken
 
 TOOLS = ("denoise_nlmeans", "lowlight_gamma", "lowlight_clahe")
 

@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from langchain_core.messages import AIMessage
+from scripted import ScriptedBrain, call
 from typer.testing import CliRunner
 
 from restoreagent.cli import app
 from restoreagent.graph.brains.intents import Intent, parse_intent
 from restoreagent.graph.chat import Conversation, approval_answer
-from scripted import ScriptedBrain, call
+
 from test_chat import _conversation, _pixels, config  # noqa: F401 (config: a fixture)
 
 #: denoise_dncnn needs weights that are not here: it is what a `weights download` would add.

@@ -56,7 +56,7 @@ def test_tools_lists_availability_and_licences(tmp_path):
 
 
 def test_batch_restore_is_resumable_and_lists_failures(tmp_path, clean_images):
-    from restoreagent.tools.synthesis import dark_noise_jpeg
+    from restoreagent.tools.util.synthesis import dark_noise_jpeg
 
     src = tmp_path / "in"
     src.mkdir()

@@ -14,8 +14,6 @@ from restoreagent.tools import default_registry
 from restoreagent.tools.registry import ToolRegistry
 
 
-
-
 def _graph(tmp_path: Path, **kw):
     reg = ToolRegistry([default_registry[n] for n in ("denoise_nlmeans", "denoise_oidn", "lowlight_gamma")])
     return build_graph(Configuration(work_dir=tmp_path / "runs", weights_dir=tmp_path / "none", **kw), registry=reg)

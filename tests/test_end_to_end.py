@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from restoreagent import Configuration, build_graph, restore
-from restoreagent.tools.imageio import load_image
-from restoreagent.tools.metrics import psnr
-from restoreagent.tools.synthesis import dark_noise_jpeg
+from restoreagent.tools.util.imageio import load_image
+from restoreagent.tools.util.metrics import psnr
+from restoreagent.tools.util.synthesis import dark_noise_jpeg
 
 
 def _save(rgb: np.ndarray, path: Path) -> Path:
@@ -54,7 +54,7 @@ def _gains(graph, mixtures, tmp_path):
         assert any(s["accepted"] for s in state["steps"])
         assert set(state["degradations"]) >= {"noise", "jpeg", "low_light"}
         assert all(0.0 <= v <= 1.0 for v in state["degradations"].values())
-        # the input was noisy, so low light is judged by exposure for the whole run (tools/assess.py)
+        # the input was noisy, so low light is judged by exposure for the whole run (tools/perception/assess.py)
         assert state["low_light_trust_network"] is False
     return gains
 

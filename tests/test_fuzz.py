@@ -13,8 +13,8 @@ from PIL import Image
 
 from restoreagent import Configuration, build_graph, restore
 from restoreagent.tools import default_registry
-from restoreagent.tools.imageio import MIN_SIDE, ImageError, load_image
 from restoreagent.tools.registry import ToolRegistry
+from restoreagent.tools.util.imageio import MIN_SIDE, ImageError, load_image
 
 FAST_TOOLS = ("denoise_nlmeans", "jpeg_deblock", "lowlight_gamma", "dehaze_dcp", "sr_lanczos")
 

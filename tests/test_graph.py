@@ -15,7 +15,7 @@ from restoreagent.graph.brains.offline import OfflinePolicy
 from restoreagent.tools import default_registry
 from restoreagent.tools.base import RestorationTool, ToolSpec
 from restoreagent.tools.registry import ToolRegistry
-from restoreagent.tools.synthesis import add_gaussian_noise
+from restoreagent.tools.util.synthesis import add_gaussian_noise
 
 
 class HarmfulDenoiser(RestorationTool):
@@ -188,7 +188,6 @@ def test_a_step_that_changes_nothing_is_rolled_back(tmp_path, clean_images):
     """Images are stored by content: a tool that returns its input unchanged (an adaptive gamma on a
     well-exposed photo) is rolled back, so the brain sees it as tried and the task as not done."""
     from langchain_core.messages import AIMessage
-
     from scripted import ScriptedBrain, call
 
     path = tmp_path / "bright.png"  # brighter than the gamma's target: it returns its input
@@ -211,7 +210,7 @@ def test_tools_are_real_langchain_tools(tmp_path, noisy_png):
 
     from restoreagent.graph.store import ArtifactStore
     from restoreagent.graph.toolbox import Toolbox
-    from restoreagent.tools.imageio import load_image
+    from restoreagent.tools.util.imageio import load_image
 
     box = Toolbox(_registry(), _config(tmp_path))
     (tool,) = box.langchain_tools
@@ -316,8 +315,8 @@ def test_two_runs_at_once_share_one_graph_safely(tmp_path, clean_images):
     """Two threads restoring different photos with the same graph (and loaded models)."""
     import threading
 
-    from restoreagent.tools.imageio import load_image
-    from restoreagent.tools.metrics import psnr
+    from restoreagent.tools.util.imageio import load_image
+    from restoreagent.tools.util.metrics import psnr
 
     graph = build_graph(_config(tmp_path), registry=_registry())
     inputs = {}

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from restoreagent.tools.imageio import ImageError, load_image, save_png, visible_part
+from restoreagent.tools.util.imageio import ImageError, load_image, save_png, visible_part
 
 
 @pytest.fixture()
@@ -127,7 +127,7 @@ def test_save_png_never_overwrites_unasked(tmp_path, rgb8):
 
 
 def test_figures_are_saved_atomically_in_the_format_their_suffix_names(tmp_path, rgb8):
-    from restoreagent.tools.files import atomic_save_image
+    from restoreagent.tools.util.files import atomic_save_image
 
     image = Image.fromarray(rgb8)
     png = atomic_save_image(image, tmp_path / "sheet.png")

@@ -1,4 +1,4 @@
-"""``python -m restoreagent.graph.planning.niqe_study``: whether NIQE should judge a step (train split)."""
+"""``python -m restoreagent.tools.research.evaluation.niqe_study``: whether NIQE should judge a step (train split)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 
 def test_niqe_study_runs_the_agent_with_and_without_the_veto_and_prints_both_tables(shared_dir, weights_dir):
-    res = subprocess.run([sys.executable, "-m", "restoreagent.graph.planning.niqe_study", "--clean",
+    res = subprocess.run([sys.executable, "-m", "restoreagent.tools.research.evaluation.niqe_study", "--clean",
                           str(shared_dir / "data" / "clean"), "--weights-dir", str(weights_dir), "--limit", "2"],
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr

@@ -1,4 +1,4 @@
-"""The denoising-strength regressor (tools/noise_level.py) and the planner's offer of denoising."""
+"""The denoising-strength regressor (tools/perception/noise_level.py) and the planner's offer of denoising."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from restoreagent.tools.denoise import estimate_sigma
-from restoreagent.tools.noise_level import FEATURE_NAMES, load_noise_level, noise_features
-from restoreagent.tools.synthesis import add_gaussian_noise
+from restoreagent.tools.perception.noise_level import FEATURE_NAMES, load_noise_level, noise_features
+from restoreagent.tools.perception.noise_sigma import estimate_sigma
+from restoreagent.tools.util.synthesis import add_gaussian_noise
 
 
 def test_white_noise_is_read_at_its_level_and_a_clean_photo_offers_nothing(clean_images):
@@ -28,8 +28,8 @@ def test_real_camera_noise_gets_a_stronger_and_better_sigma_than_the_blind_estim
     """What the regressor is for: on a real photo (a PolyU calibration pair) the demosaicked, JPEG'd noise
     hides from the finest scale; FFDNet told the regressor's σ gains more than told the blind one."""
     from restoreagent.tools import default_registry
-    from restoreagent.tools.datasets import load_rgb
-    from restoreagent.tools.metrics import psnr
+    from restoreagent.tools.research.datasets import load_rgb
+    from restoreagent.tools.util.metrics import psnr
 
     name = "Canon5D2_5_160_3200_chair_11.JPG"
     noisy = load_rgb(shared_dir / "data" / "pairs" / "polyu" / "noisy" / name)[128:384, 128:384]

@@ -1,4 +1,4 @@
-"""``python -m restoreagent.tools.perception_eval``: the evaluation that writes docs/PERCEPTION.md
+"""``python -m restoreagent.tools.research.evaluation.perception``: the evaluation that writes docs/PERCEPTION.md
 (here on two images per set, into a temporary file)."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import sys
 
 from PIL import Image
 
-from restoreagent.tools.perception_eval import threshold_ceiling
+from restoreagent.tools.research.evaluation.perception import threshold_ceiling
 
 
 def test_evaluation_writes_the_perception_report(shared_dir, tmp_path):
     out = tmp_path / "PERCEPTION.md"
-    res = subprocess.run([sys.executable, "-m", "restoreagent.tools.perception_eval", "--shared", str(shared_dir),
+    res = subprocess.run([sys.executable, "-m", "restoreagent.tools.research.evaluation.perception", "--shared", str(shared_dir),
                           "--out", str(out), "--limit", "2"], capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     doc = out.read_text()

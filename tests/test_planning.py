@@ -11,10 +11,10 @@ import sys
 import numpy as np
 import pytest
 
-from restoreagent.graph.planning.baselines import FIXED_ORDER, fixed_pipeline, random_pipeline
-from restoreagent.graph.planning.oracle import enumerate_pipelines, run_oracle
 from restoreagent.tools import default_registry
-from restoreagent.tools.synthesis import add_gaussian_noise, darken
+from restoreagent.tools.research.evaluation.baselines import FIXED_ORDER, fixed_pipeline, random_pipeline
+from restoreagent.tools.research.evaluation.oracle import enumerate_pipelines, run_oracle
+from restoreagent.tools.util.synthesis import add_gaussian_noise, darken
 
 
 def test_enumeration_counts_orders_times_tools():
@@ -88,7 +88,7 @@ def test_bench_command_writes_results_summary_and_picture(tmp_path, shared_dir):
 
 def test_bench_reads_a_prepared_set_and_writes_one(tmp_path, clean_images):
     """Every run writes its cases as a prepared set (manifest + degraded + clean); --prepared reruns exactly them."""
-    from restoreagent.tools.imageio import save_png
+    from restoreagent.tools.util.imageio import save_png
 
     for name in ("astronaut", "chelsea", "coffee"):
         save_png(clean_images[name], tmp_path / "clean" / f"{name}.png")

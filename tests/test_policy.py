@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from restoreagent.graph.planning.labels import label_case
-from restoreagent.graph.planning.oracle import run_oracle
 from restoreagent.graph.planning.policy import DEFAULT_CHECKPOINT, LearnedRanker
 from restoreagent.tools import default_registry
-from restoreagent.tools.assess import assess
-from restoreagent.tools.metrics import psnr
-from restoreagent.tools.synthesis import add_gaussian_noise, darken, jpeg_compress
+from restoreagent.tools.perception.assess import assess
+from restoreagent.tools.research.evaluation.labels import label_case
+from restoreagent.tools.research.evaluation.oracle import run_oracle
+from restoreagent.tools.util.metrics import psnr
+from restoreagent.tools.util.synthesis import add_gaussian_noise, darken, jpeg_compress
 
 
 def test_label_q_values_agree_with_the_oracle(offline_context, clean_images):
@@ -50,8 +50,8 @@ def test_label_q_values_agree_with_the_oracle(offline_context, clean_images):
 
 
 def test_a_clean_case_makes_every_move_a_false_alarm(offline_context, clean_images):
-    from restoreagent.graph.planning.labels import PSNR_CAP
-    from restoreagent.tools.training.policy import case_targets, parse_combos
+    from restoreagent.tools.research.evaluation.labels import PSNR_CAP
+    from restoreagent.tools.research.training.policy import case_targets, parse_combos
 
     assert parse_combos("clean,noise+jpeg") == [("clean", ()), ("A", ("noise", "jpeg"))]
     names = ["denoise_nlmeans", "lowlight_gamma", "jpeg_deblock"]
@@ -162,7 +162,7 @@ def test_a_degradation_the_photo_came_in_with_is_tried(ranker, shared_dir):
     (as if the photo were clean), yet the haze it was found with is tried, for the observe node to
     judge; a reading that only appeared after a step, or low light below its floor, is not."""
     from restoreagent.graph.brains.offline import FALLBACK_FLOOR, choose
-    from restoreagent.tools.imageio import load_image
+    from restoreagent.tools.util.imageio import load_image
 
     report = assess(load_image(shared_dir / "data" / "real" / "hazy" / "test5.jpg").rgb)
     ctx = {"image_id": "img-0000000000000000", "degradations": report.degradations, "present_threshold": 0.2,
@@ -206,7 +206,7 @@ def test_without_a_checkpoint_the_rules_decide(tmp_path):
 def test_learned_brain_restores_noise_and_jpeg(tmp_path, clean_images):
     from restoreagent import Configuration, build_graph
     from restoreagent.graph.brains.offline import OfflinePolicy
-    from restoreagent.tools.imageio import load_image, save_png
+    from restoreagent.tools.util.imageio import load_image, save_png
 
     brain = OfflinePolicy(learned=True)
     assert brain.ranker() is not None, "the shipped ranker must load"
@@ -225,7 +225,7 @@ def test_learned_brain_restores_noise_and_jpeg(tmp_path, clean_images):
 
 
 def test_label_script_resumes(tmp_path, shared_dir):
-    from restoreagent.tools.training.policy import main
+    from restoreagent.tools.research.training.policy import main
 
     work = tmp_path / "work"
     args = ["labels", "--work", str(work), "--crop", "40", "--weights-dir", str(tmp_path / "no-weights"),
@@ -253,7 +253,7 @@ def test_a_photo_below_full_resolution_is_upscaled_by_two(tmp_path, learned):
 
     from restoreagent import Configuration, build_graph
     from restoreagent.graph.brains.offline import OfflinePolicy
-    from restoreagent.tools.imageio import load_image, save_png
+    from restoreagent.tools.util.imageio import load_image, save_png
 
     photo = cv2.resize(data.astronaut().astype(np.float32) / 255.0, (256, 256), interpolation=cv2.INTER_AREA)
     path = tmp_path / "small.png"

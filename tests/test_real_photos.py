@@ -11,8 +11,8 @@ import sys
 
 import numpy as np
 
-from restoreagent.tools import synthesis as syn
-from restoreagent.tools.imageio import save_png
+from restoreagent.tools.util import synthesis as syn
+from restoreagent.tools.util.imageio import save_png
 
 
 def _run(*args, cwd, env):

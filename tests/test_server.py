@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from restoreagent.tools.synthesis import add_gaussian_noise
+from restoreagent.tools.util.synthesis import add_gaussian_noise
 
 REPO = Path(__file__).resolve().parents[1]
 

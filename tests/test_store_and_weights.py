@@ -11,7 +11,7 @@ import pytest
 
 from restoreagent.graph.store import ArtifactStore, OpenStores, UnknownImageId
 from restoreagent.tools.base import ToolUnavailable
-from restoreagent.tools.tiling import report_tiles, tiled
+from restoreagent.tools.util.tiling import report_tiles, tiled
 from restoreagent.tools.weights import WeightsEntry, WeightsResolver, load_manifest
 
 

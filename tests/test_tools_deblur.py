@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from restoreagent.tools.base import ToolContext, ToolUnavailable
-from restoreagent.tools.deblur import estimate_defocus_radius, estimate_motion_angle
-from restoreagent.tools.metrics import psnr
-from restoreagent.tools.registry import default_registry
-from restoreagent.tools.synthesis import apply, degrade
-from restoreagent.tools.weights import WeightsResolver
 import restoreagent.tools.deblur  # noqa: F401  (registration)
 import restoreagent.tools.jpeg  # noqa: F401
+from restoreagent.tools.base import ToolContext, ToolUnavailable
+from restoreagent.tools.deblur import estimate_defocus_radius, estimate_motion_angle
+from restoreagent.tools.registry import default_registry
+from restoreagent.tools.util.metrics import psnr
+from restoreagent.tools.util.synthesis import apply, degrade
+from restoreagent.tools.weights import WeightsResolver
 
 #: Mean PSNR gain (dB) over the four crops, measured on a 2-core CPU when the tools were written.
 MEASURED_GAIN = {

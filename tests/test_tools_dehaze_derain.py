@@ -2,7 +2,7 @@
 
 Each tool must raise the mean PSNR of the four ``clean_images`` crops (their
 central 128×128, to keep PReNet fast on one thread), degraded with the MiO
-protocol (:func:`restoreagent.tools.synthesis.degrade`, haze or rain alone, two
+protocol (:func:`restoreagent.tools.util.synthesis.degrade`, haze or rain alone, two
 seeds each), by at least half of the gain measured on CPU (``MEASURED_GAIN``), so
 a broken colour order, scale, input convention or network layout fails while
 BLAS differences do not.
@@ -26,9 +26,9 @@ from restoreagent.tools.derain import (
     DerainPReNet,
     estimate_rain_angle,
 )
-from restoreagent.tools.metrics import psnr
 from restoreagent.tools.registry import default_registry
-from restoreagent.tools.synthesis import degrade
+from restoreagent.tools.util.metrics import psnr
+from restoreagent.tools.util.synthesis import degrade
 from restoreagent.tools.weights import WeightsResolver, load_manifest
 
 IMAGE_ID = "img-0000000000000000"

@@ -14,16 +14,13 @@ import pytest
 from pydantic import ValidationError
 
 from restoreagent.tools.base import ToolUnavailable
-from restoreagent.tools.denoise import (
-    DenoiseDnCNN,
-    DenoiseFFDNet,
-    DenoiseNLMeans,
-    DenoiseOIDN,
-    estimate_sigma,
-)
-from restoreagent.tools.jpeg import JpegDeblock, JpegDnCNN3, estimate_jpeg_quality, saved_quality
-from restoreagent.tools.metrics import psnr
-from restoreagent.tools.synthesis import add_gaussian_noise, jpeg_compress
+from restoreagent.tools.denoise import DenoiseDnCNN, DenoiseFFDNet, DenoiseNLMeans, DenoiseOIDN
+from restoreagent.tools.jpeg import JpegDeblock, JpegDnCNN3
+from restoreagent.tools.perception.jpeg_quality import estimate_jpeg_quality
+from restoreagent.tools.perception.noise_sigma import estimate_sigma
+from restoreagent.tools.util.jpeg_codec import saved_quality
+from restoreagent.tools.util.metrics import psnr
+from restoreagent.tools.util.synthesis import add_gaussian_noise, jpeg_compress
 
 IMAGE_ID = "img-0000000000000000"
 

@@ -14,9 +14,9 @@ import pytest
 
 from restoreagent.tools.base import RestorationTool, ToolUnavailable
 from restoreagent.tools.lowlight import ClaheTool, GammaTool, ZeroDCEPPTool, ZeroDCETool, luma
-from restoreagent.tools.metrics import psnr
 from restoreagent.tools.registry import default_registry
-from restoreagent.tools.synthesis import darken
+from restoreagent.tools.util.metrics import psnr
+from restoreagent.tools.util.synthesis import darken
 
 IMAGE_ID = "img-0000000000000000"
 

@@ -17,7 +17,6 @@ import torch
 from pydantic import ValidationError
 
 from restoreagent.tools.base import RestorationTool, ToolError, ToolUnavailable, check_output
-from restoreagent.tools.metrics import psnr
 from restoreagent.tools.nets.fsrcnn import FSRCNN, load_fsrcnn
 from restoreagent.tools.nets.tf_graph import constant, read_graph
 from restoreagent.tools.registry import default_registry
@@ -30,7 +29,8 @@ from restoreagent.tools.superres import (
     upscale_bicubic,
     upscale_lanczos,
 )
-from restoreagent.tools.synthesis import downscale
+from restoreagent.tools.util.metrics import psnr
+from restoreagent.tools.util.synthesis import downscale
 
 IMAGE_ID = "img-0000000000000000"
 

@@ -13,9 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
-from restoreagent.tools.datasets import SPLITS
 from restoreagent.tools.nets.restorer import build_restorer, load_restorer
-from restoreagent.tools.training import restorers
+from restoreagent.tools.research.datasets import SPLITS
+from restoreagent.tools.research.training import restorers
 
 
 @pytest.fixture()
@@ -69,7 +69,7 @@ def test_training_runs_saves_and_resumes(task: str, tiny_clean_dir: Path, tmp_pa
 
 
 def test_defocus_batch_has_the_wiener_hint(tiny_clean_dir: Path) -> None:
-    from restoreagent.tools.datasets import load_rgb, split_files
+    from restoreagent.tools.research.datasets import load_rgb, split_files
 
     images = [load_rgb(p) for p in split_files("train", tiny_clean_dir)]
     x, base, y = restorers.make_batch("defocus_blur", images, 2, 32, np.random.default_rng(0))
@@ -78,9 +78,9 @@ def test_defocus_batch_has_the_wiener_hint(tiny_clean_dir: Path) -> None:
 
 
 def test_camera_like_degradations_for_the_assessor(tmp_path: Path) -> None:
-    from restoreagent.tools.assess import blockiness
-    from restoreagent.tools.synthesis import jpeg_compress
-    from restoreagent.tools.training import realistic
+    from restoreagent.tools.perception.rules import blockiness
+    from restoreagent.tools.research.training import realistic
+    from restoreagent.tools.util.synthesis import jpeg_compress
 
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:97, :130].astype(np.float32)
@@ -112,30 +112,32 @@ def test_camera_like_degradations_for_the_assessor(tmp_path: Path) -> None:
 
 
 def test_detail_rule_fit_picks_the_middle_of_a_plateau_and_separates_the_blurs() -> None:
-    from restoreagent.tools.assess import load_learned
-    from restoreagent.tools.training import detail_rule
-    from restoreagent.tools.training.fitting import plateau
     from skimage import data
+
+    from restoreagent.tools.perception.assess import load_learned
+    from restoreagent.tools.research.training import assessor_rules
+    from restoreagent.tools.research.training.assessor_rules import plateau
 
     scores = np.zeros((5, 5))
     scores[0, 0] = 1.0  # a lone spike
     scores[2:5, 2:5] = 0.9  # a plateau
     assert plateau(scores) == (3, 3)
     photos = [getattr(data, n)().astype(np.float32) / 255.0 for n in ("astronaut", "coffee", "rocket")]
-    fitted = detail_rule.fit_small(detail_rule.small_cases(photos, load_learned()))
+    fitted = assessor_rules.fit_small(assessor_rules.small_cases(photos, load_learned()))
     assert fitted["f1_sum"] > 1.6, fitted  # defocus and motion each found and told apart
     assert fitted["DETAIL_MOTION"] < fitted["DETAIL_DEFOCUS"] and fitted["DETAIL_SLOPE"] > 0
 
 
 def test_low_light_veto_fit_runs_on_the_assessors_reports_and_keeps_its_thresholds_on_the_grid() -> None:
-    from restoreagent.tools.assess import load_learned
-    from restoreagent.tools.training import low_light_veto
     from skimage import data
 
+    from restoreagent.tools.perception.assess import load_learned
+    from restoreagent.tools.research.training import assessor_rules
+
     photos = [getattr(data, n)().astype(np.float32) / 255.0 for n in ("astronaut", "coffee", "rocket")]
-    rows = low_light_veto.veto_cases(photos, load_learned())
-    assert len(rows) == len(photos) * (1 + len(low_light_veto.COMBOS))
+    rows = assessor_rules.veto_cases(photos, load_learned())
+    assert len(rows) == len(photos) * (1 + len(assessor_rules.COMBOS))
     assert sum(r["dark"] for r in rows) == len(photos) * 5  # four MiO combinations with dark, and the night photo
-    fitted = low_light_veto.fit_veto(rows)
-    assert fitted["NOISY_VETO"] in low_light_veto.GRID and fitted["NOISY_JPEG_VETO"] in low_light_veto.GRID
+    fitted = assessor_rules.fit_veto(rows)
+    assert fitted["NOISY_VETO"] in assessor_rules.GRID_VETO and fitted["NOISY_JPEG_VETO"] in assessor_rules.GRID_VETO
     assert fitted["f1"] > 0.5, fitted

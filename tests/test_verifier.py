@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from restoreagent.tools.assess import assess
-from restoreagent.tools.synthesis import add_gaussian_noise
-from restoreagent.tools.verifier import FEATURE_NAMES, load_verifier, step_features
+from restoreagent.tools.perception.assess import assess
+from restoreagent.tools.perception.verifier import FEATURE_NAMES, load_verifier, step_features
+from restoreagent.tools.util.synthesis import add_gaussian_noise
 
 
 def _tool(name: str, offline_context):
@@ -40,7 +40,7 @@ def test_rejects_brightening_a_dim_photo_and_accepts_denoising(clean_images, off
     """The harm the issue found: gamma on a dim but correctly exposed photo with camera noise (as in
     PolyU's indoor shots); and a step that helps. (A noise-free dim photo is the very image a MiO
     darkening makes, so no verifier can tell those two apart: see docs/VERIFIER.md.)"""
-    from restoreagent.tools.training.realistic import camera_noise
+    from restoreagent.tools.research.training.realistic import camera_noise
 
     gamma = _tool("lowlight_gamma", offline_context)
     for seed, name in enumerate(("astronaut", "chelsea")):
@@ -61,7 +61,7 @@ def test_the_shipped_checkpoint_reports_held_out_figures():
 
 
 def test_utility_counts_harm_double():
-    from restoreagent.tools.training.verifier import evaluate, utility
+    from restoreagent.tools.research.training.verifier import evaluate, utility
 
     gains = np.array([2.0, -1.0, 0.5, -3.0])
     accept = np.array([True, True, False, False])
@@ -75,10 +75,9 @@ def test_utility_counts_harm_double():
 def test_the_graph_does_no_harm_on_a_dim_photo(clean_images, tmp_path):
     """End to end: a dim photo with camera noise is not brightened: it comes back close to what it was."""
     from restoreagent import restore
-    from restoreagent.tools.imageio import save_png
-    from restoreagent.tools.metrics import psnr
-
-    from restoreagent.tools.training.realistic import camera_noise
+    from restoreagent.tools.research.training.realistic import camera_noise
+    from restoreagent.tools.util.imageio import save_png
+    from restoreagent.tools.util.metrics import psnr
 
     dim, _ = camera_noise(_dim(clean_images["chelsea"], 0.2), np.random.default_rng(3), strength=2e-3)
     src = save_png(dim, tmp_path / "dim.png")
@@ -92,7 +91,7 @@ def test_the_graph_does_no_harm_on_a_dim_photo(clean_images, tmp_path):
 def test_harm_benchmark_reports_each_category(shared_dir, tmp_path):
     from restoreagent.graph.configuration import Configuration
     from restoreagent.graph.graph import build_graph
-    from restoreagent.graph.planning.harm import make_harm_cases, run_harm
+    from restoreagent.tools.research.evaluation.harm import make_harm_cases, run_harm
 
     cases = make_harm_cases(shared_dir / "data" / "clean", shared_dir / "data" / "pairs", "test", 1, 96)
     cats = {c.category for c in cases}

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
-from restoreagent.tools.synthesis import add_gaussian_noise
 from test_server import REPO, _free_port
+
+from restoreagent.tools.util.synthesis import add_gaussian_noise
 
 pytest.importorskip("gradio", reason="the page needs Gradio: pip install -e '.[ui]'")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from restoreagent.tools.base import ToolUnavailable
-from restoreagent.tools.convert import state_dict_arrays
-from restoreagent.tools.fetch import GITHUB_RAW, PYPI_FILES
+from restoreagent.tools.nets.convert import state_dict_arrays
+from restoreagent.tools.util.fetch import GITHUB_RAW, PYPI_FILES
 from restoreagent.tools.weights import WeightsResolver, load_manifest
 
 MANIFEST = load_manifest()
@@ -186,8 +186,8 @@ def test_offline_download_fails_in_one_line_per_model_saying_what_to_do(tmp_path
 
 
 def test_restore_download_fetches_what_is_missing_within_the_licence_filter(mirror, tmp_path):
+    from restoreagent.cli_weights import download_missing
     from restoreagent.graph.configuration import Configuration
-    from restoreagent.weights_cli import download_missing
 
     config = Configuration(cache_dir=tmp_path, permissive_only=True, work_dir=tmp_path / "runs",
                            mirrors={GITHUB_RAW: mirror["github"], PYPI_FILES: mirror["pypi"]})
@@ -199,8 +199,8 @@ def test_restore_download_fetches_what_is_missing_within_the_licence_filter(mirr
 
 
 def test_missing_models_are_told_once_with_the_command_that_fixes_them(tmp_path):
+    from restoreagent.cli_weights import skipped_notice
     from restoreagent.tools.registry import ToolStatus
-    from restoreagent.weights_cli import skipped_notice
 
     skipped = [ToolStatus("denoise_ffdnet", object, False, "weights … not found", missing_weights=True),
                ToolStatus("derain_gcanet", object, False, "licence research-only excluded by --permissive-only")]

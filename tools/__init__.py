@@ -4,8 +4,16 @@
 so that importing this package, or a light module of it, stays fast.
 """
 
-from .base import DEGRADATIONS, RestorationTool, ToolArgs, ToolContext, ToolError, ToolSpec, ToolUnavailable
-from .registry import ToolRegistry, default_registry, register
+from restoreagent.tools.base import (
+    DEGRADATIONS,
+    RestorationTool,
+    ToolArgs,
+    ToolContext,
+    ToolError,
+    ToolSpec,
+    ToolUnavailable,
+)
+from restoreagent.tools.registry import ToolRegistry, default_registry, register
 
 __all__ = [
     "DEGRADATIONS",

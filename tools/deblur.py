@@ -4,7 +4,7 @@ Four tools:
 
 * ``deblur_motion_ours`` / ``deblur_defocus_ours``: compact U-Nets of our own
   (:mod:`restoreagent.tools.nets.restorer`), trained by
-  :mod:`restoreagent.tools.training.restorers` on the ``train`` split with MiO blur
+  :mod:`restoreagent.tools.research.training.restorers` on the ``train`` split with MiO blur
   parameters; the checkpoints ship in ``restoreagent/checkpoints`` (MIT, no download).
   Both refine the classical result below: the network sees the blurred image and the
   blind Wiener deconvolution, and predicts a correction to the latter.
@@ -20,28 +20,19 @@ Four tools:
 
 from __future__ import annotations
 
-import importlib.resources
-from pathlib import Path
-from typing import Any, TYPE_CHECKING
-
 import cv2
 import numpy as np
 from pydantic import Field
 
-from .base import RestorationTool, ToolArgs, ToolSpec, ToolUnavailable
-from .registry import register
-from .synthesis import disk_kernel, line_kernel
-from .torch_tool import TorchTool
-
-if TYPE_CHECKING:
-    import torch
+from restoreagent.tools.base import RestorationTool, ToolArgs, ToolSpec
+from restoreagent.tools.registry import register
+from restoreagent.tools.torch_tool import RestorerTool
+from restoreagent.tools.util.synthesis import disk_kernel, line_kernel
 
 __all__ = [
     "wiener_deconvolve",
     "estimate_defocus_radius",
     "estimate_motion_kernel",
-    "checkpoint_path",
-    "RestorerTool",
     "DeblurMotionOurs",
     "DeblurDefocusOurs",
     "DeblurMotionWiener",
@@ -157,7 +148,7 @@ def deconvolve_motion(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 
 def estimate_motion_angle(rgb: np.ndarray) -> float:
     """Blur direction in degrees (0–180, 0: horizontal, counter-clockwise as
-    :func:`~restoreagent.tools.synthesis.line_kernel`): the direction along which the
+    :func:`~restoreagent.tools.util.synthesis.line_kernel`): the direction along which the
     luminance gradient energy is smallest (minimum of the global structure tensor's
     quadratic form). Within about 7° on MiO blur of the training crops."""
     y = _luma(rgb).astype(np.float64)
@@ -183,70 +174,6 @@ def estimate_motion_kernel(rgb: np.ndarray, size: int = 256) -> tuple[int, float
 
 
 # -- checkpoints of our own models ------------------------------------------------------------------
-def checkpoint_path(filename: str, override: Any = None) -> Path:
-    """Where a checkpoint of ours is: ``override`` if given, else inside the
-    ``restoreagent.checkpoints`` package. Raises ToolUnavailable if it is missing."""
-    if override:
-        path = Path(override)
-    else:
-        path = Path(str(importlib.resources.files("restoreagent.checkpoints").joinpath(filename)))
-    if not path.is_file():
-        raise ToolUnavailable(
-            f"checkpoint {path.name} is missing (train it: python -m restoreagent.tools.training.restorers)"
-        )
-    return path
-
-
-class RestorerTool(TorchTool):
-    """A tool backed by one of our :class:`~restoreagent.tools.nets.restorer.Restorer` checkpoints.
-
-    ``CHECKPOINT`` names the file in ``restoreagent/checkpoints``; ``context.extra["checkpoints"]``
-    (tool name → path) overrides it (training evaluation uses that). Subclasses whose network
-    refines a classical result implement :meth:`hint`: it runs once on the whole image, and
-    the network sees ``[image, hint]`` and corrects the hint.
-    """
-
-    CHECKPOINT: str = ""
-
-    def checkpoint_file(self) -> Path:
-        override = (self.context.extra.get("checkpoints") or {}).get(self.spec.name)
-        return checkpoint_path(self.CHECKPOINT, override)
-
-    def check_available(self) -> None:
-        self.checkpoint_file()
-
-    def build(self, weights: dict[str, Path]) -> torch.nn.Module:
-        from .nets.restorer import load_restorer
-
-        net, self.checkpoint_info = load_restorer(self.checkpoint_file())
-        return net
-
-    def hint(self, image: np.ndarray, args: ToolArgs) -> np.ndarray | None:
-        return None
-
-    def forward(self, x: torch.Tensor, args: ToolArgs) -> torch.Tensor:
-        if x.shape[1] == 6:
-            return self.net(x, x[:, 3:6])
-        return self.net(x)
-
-    def process(self, image: np.ndarray, args: ToolArgs) -> np.ndarray:
-        from .tiling import tiled
-
-        h = self.hint(image, args)
-        if h is None:
-            return super().process(image, args)
-        stacked = np.concatenate([image, np.clip(h, 0, 1).astype(np.float32)], axis=2)
-
-        import torch
-
-        def run(patch: np.ndarray) -> np.ndarray:
-            x = torch.from_numpy(np.ascontiguousarray(patch.transpose(2, 0, 1)))[None].to(self.device)
-            with torch.inference_mode():
-                y = self.forward(x, args)[0].clamp(0, 1).permute(1, 2, 0).float().cpu().numpy()
-            return np.concatenate([y, np.zeros_like(y)], axis=2)  # tiled() keeps the input's channels
-
-        out = tiled(run, stacked, tile=self.context.tile_size, overlap=self.context.tile_overlap)
-        return np.ascontiguousarray(out[..., :3])
 
 
 # spec.cost values: measured on a 512×512 photo, 2 CPU cores, torch with one thread.

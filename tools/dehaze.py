@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from .base import RestorationTool, ToolArgs, ToolSpec
-from .registry import register
-from .torch_tool import TorchTool, load_state_dict
+from restoreagent.tools.base import RestorationTool, ToolArgs, ToolSpec
+from restoreagent.tools.registry import register
+from restoreagent.tools.torch_tool import TorchTool, load_state_dict
 
 if TYPE_CHECKING:
     import torch
@@ -62,7 +62,7 @@ class DehazeAODNet(TorchTool):
     Args = AODNetArgs
 
     def build(self, weights: dict[str, Path]) -> torch.nn.Module:
-        from .nets.aodnet import AODNet
+        from restoreagent.tools.nets.aodnet import AODNet
 
         net = AODNet()
         net.load_state_dict(load_state_dict(weights["aodnet"]), strict=True)
@@ -105,14 +105,14 @@ class DehazeGCANet(TorchTool):
     Args = GCANetArgs
 
     def build(self, weights: dict[str, Path]) -> torch.nn.Module:
-        from .nets.gcanet import GCANet
+        from restoreagent.tools.nets.gcanet import GCANet
 
         net = GCANet(in_ch=4, out_ch=3, only_residual=True)
         net.load_state_dict(load_state_dict(weights["gcanet_dehaze"]), strict=True)
         return net
 
     def forward(self, x: torch.Tensor, args: GCANetArgs) -> torch.Tensor:  # type: ignore[override]
-        from .nets.gcanet import run_gcanet
+        from restoreagent.tools.nets.gcanet import run_gcanet
 
         y = run_gcanet(self.net, x)  # type: ignore[arg-type]
         return y if args.strength >= 1.0 else x + args.strength * (y - x)

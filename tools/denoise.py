@@ -1,4 +1,4 @@
-"""Denoising tools (additive, roughly white noise) and a blind noise-level estimator.
+"""Denoising tools (additive, roughly white noise).
 
 Four tools, from strongest to most permissive:
 
@@ -7,7 +7,8 @@ Four tools, from strongest to most permissive:
 * ``denoise_oidn``: Intel Open Image Denoise from the ``pyoidn`` wheel, Apache-2.0;
 * ``denoise_nlmeans``: OpenCV non-local means, classical, no weights.
 
-:func:`estimate_sigma` is shared with the perception code, so the noise level the
+Without a σ they use the blind estimate of perception
+(:func:`~restoreagent.tools.perception.noise_sigma.estimate_sigma`), so the noise level the
 assessor reports is the one the tools use.
 """
 
@@ -16,88 +17,21 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING
-from statistics import NormalDist
 
 import cv2
 import numpy as np
 from pydantic import Field
 
-from .base import RestorationTool, ToolArgs, ToolSpec, ToolUnavailable
-from .jpeg import estimate_jpeg_quality
-from .registry import register
-from .tiling import tiled
-from .torch_tool import TorchTool, load_state_dict
+from restoreagent.tools.base import RestorationTool, ToolArgs, ToolSpec, ToolUnavailable
+from restoreagent.tools.perception.noise_sigma import estimate_sigma
+from restoreagent.tools.registry import register
+from restoreagent.tools.torch_tool import TorchTool, load_state_dict
+from restoreagent.tools.util.tiling import tiled
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["estimate_sigma", "DenoiseFFDNet", "DenoiseDnCNN", "DenoiseOIDN", "DenoiseNLMeans"]
-
-
-def _haar_sigma(x: np.ndarray, coarsen: int = 0, quantile: float = 0.5) -> float:
-    """Noise std (0–1 scale) from the diagonal Haar detail, after ``coarsen`` 2×2 averagings.
-
-    Each averaging halves white noise, so the detail is scaled back by 2 per step:
-    the result estimates the per-pixel σ of noise that is white at that scale.
-    ``quantile`` of |detail| is used (0.5: the classic MAD); a lower one is less
-    swayed by texture, which only covers part of an image while noise covers all.
-    """
-    m = x
-    for _ in range(coarsen):
-        h, w = m.shape[0] // 2 * 2, m.shape[1] // 2 * 2
-        m = m[:h, :w]
-        m = (m[0::2, 0::2] + m[0::2, 1::2] + m[1::2, 0::2] + m[1::2, 1::2]) / 4.0
-    h, w = m.shape[0] // 2 * 2, m.shape[1] // 2 * 2
-    if h == 0 or w == 0:
-        return 0.0
-    m = m[:h, :w]
-    a, b, c, d = m[0::2, 0::2], m[0::2, 1::2], m[1::2, 0::2], m[1::2, 1::2]
-    detail = (2.0**coarsen) * np.abs(a - b - c + d).ravel() / 2.0  # orthonormal: σ preserved
-    level = ((a + b + c + d) / 4.0).ravel()
-    ref = NormalDist().inv_cdf(0.5 + quantile / 2)  # the same quantile of |N(0, 1)| (0.6745 for the median)
-    sigma = float(np.quantile(detail, quantile)) / ref
-    # Near black or white, clipping hides noise (σ 50 on a photo with dark areas would
-    # read ~40): leave those blocks out and refine.
-    for _ in range(2):
-        keep = (level > 2 * sigma) & (level < 1 - 2 * sigma)
-        if keep.sum() < 0.1 * keep.size:  # mostly dark or bright: keep the plain estimate
-            break
-        sigma = float(np.quantile(detail[keep], quantile)) / ref
-    return sigma
-
-
-# JPEG removes most of the finest-scale noise but keeps it at coarser scales, where
-# it is also partly quantised away. Ratio σ / (σ read one scale up), measured on the
-# crops for σ 10–40 after Pillow JPEG at these qualities (constant beyond the ends).
-_JPEG_QUALITY = (20.0, 30.0, 50.0, 75.0)
-_JPEG_COARSE_GAIN = (2.0, 1.6, 1.4, 1.3)
-
-
-def estimate_sigma(rgb: np.ndarray) -> float:
-    """Blind estimate of the Gaussian noise std (0–1 scale) of an image in [0, 1].
-
-    The median absolute diagonal Haar detail (finest scale), pooled over the
-    channels: insensitive to edges and smooth gradients. Within ±1.6/255 of the
-    true σ for σ 10–50 on the test crops; noise-free photos read about 1–4/255
-    from fine texture.
-
-    On a JPEG-compressed image (a block grid is found) the finest scale has lost
-    most of the noise (σ 25 then JPEG q30 reads 3/255), so the estimate also
-    looks one scale up and corrects for the quality: it then approximates the σ
-    before compression, which is what a denoiser needs to be told (σ 25 then q30–75
-    reads 24–33; told 3, FFDNet gains 0.5 dB instead of 4.7). Heavily textured
-    noise-free JPEGs then read up to about 13/255, and at q10 the noise is gone
-    into the blocks (reads ~1).
-    """
-    x = np.asarray(rgb, dtype=np.float64)
-    if x.ndim == 2:
-        x = x[..., None]
-    sigma = _haar_sigma(x)
-    quality = estimate_jpeg_quality(np.repeat(x, 3, axis=2) if x.shape[2] == 1 else x)
-    if quality is not None:
-        gain = float(np.interp(quality, _JPEG_QUALITY, _JPEG_COARSE_GAIN))
-        sigma = max(sigma, gain * _haar_sigma(x, coarsen=1, quantile=0.3))
-    return sigma
+__all__ = ["DenoiseFFDNet", "DenoiseDnCNN", "DenoiseOIDN", "DenoiseNLMeans"]
 
 
 def _sigma_255(image: np.ndarray, sigma: float | None) -> float:
@@ -138,15 +72,15 @@ class DenoiseFFDNet(TorchTool):
     Args = FFDNetArgs
 
     def build(self, weights: dict[str, Path]) -> torch.nn.Module:
-        from .nets.ffdnet import build_ffdnet
+        from restoreagent.tools.nets.ffdnet import build_ffdnet
 
         return build_ffdnet(load_state_dict(weights["ffdnet_color"]))
 
     def process(self, image: np.ndarray, args: FFDNetArgs) -> np.ndarray:  # type: ignore[override]
         # Estimate σ once on the whole image, not per tile, so tiles agree. The learned regressor
-        # reads correlated camera noise that the blind estimate misses (tools/noise_level.py).
+        # reads correlated camera noise that the blind estimate misses (tools/perception/noise_level.py).
         if args.sigma is None:
-            from .noise_level import load_noise_level
+            from restoreagent.tools.perception.noise_level import load_noise_level
 
             level = load_noise_level()
             args = args.model_copy(update={"sigma": level(image)[0] if level else _sigma_255(image, None)})
@@ -198,7 +132,7 @@ class DenoiseDnCNN(TorchTool):
     Args = DnCNNArgs
 
     def build(self, weights: dict[str, Path]) -> torch.nn.Module:
-        from .nets.dncnn import load_dncnn
+        from restoreagent.tools.nets.dncnn import load_dncnn
 
         return load_dncnn(weights["dncnn_color_blind"], channels=3)
 

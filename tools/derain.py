@@ -7,7 +7,7 @@
   permissive-only agent still covers rain.
 
 The classical tool uses what rain streaks are in a photograph (and in the MiO
-synthesis, :func:`restoreagent.tools.synthesis.add_rain`): thin, bright, long,
+synthesis, :func:`restoreagent.tools.util.synthesis.add_rain`): thin, bright, long,
 colourless lines that all share one direction, screen-blended over the scene
 (``1 − I = (1 − J)·(1 − S)``). See :func:`remove_streaks`.
 """
@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Literal, TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import cv2
 import numpy as np
 from pydantic import Field
 
-from .base import RestorationTool, ToolArgs, ToolSpec
-from .registry import register
-from .synthesis import line_kernel
-from .torch_tool import TorchTool, load_state_dict, resolve_device
+from restoreagent.tools.base import RestorationTool, ToolArgs, ToolSpec
+from restoreagent.tools.registry import register
+from restoreagent.tools.torch_tool import TorchTool, load_state_dict, resolve_device
+from restoreagent.tools.util.synthesis import line_kernel
 
 if TYPE_CHECKING:
     import torch
@@ -109,7 +109,7 @@ class DerainPReNet(TorchTool):
         with self._nets_lock:
             if variant not in self._nets:
                 wid, layout = PRENET_VARIANTS[variant]
-                from .nets.prenet import PReNet
+                from restoreagent.tools.nets.prenet import PReNet
 
                 net = PReNet(layout=layout)  # type: ignore[arg-type]
                 net.load_state_dict(load_state_dict(self.context.weights.resolve(wid)), strict=True)
@@ -172,14 +172,14 @@ class DerainGCANet(TorchTool):
     Args = GCANetDerainArgs
 
     def build(self, weights: dict[str, Path]) -> torch.nn.Module:
-        from .nets.gcanet import GCANet
+        from restoreagent.tools.nets.gcanet import GCANet
 
         net = GCANet(in_ch=4, out_ch=3, only_residual=False)
         net.load_state_dict(load_state_dict(weights["gcanet_derain"]), strict=True)
         return net
 
     def forward(self, x: torch.Tensor, args: GCANetDerainArgs) -> torch.Tensor:  # type: ignore[override]
-        from .nets.gcanet import run_gcanet
+        from restoreagent.tools.nets.gcanet import run_gcanet
 
         y = run_gcanet(self.net, x)  # type: ignore[arg-type]
         if args.output == "network":
@@ -205,7 +205,7 @@ def estimate_rain_angle(
     averaged along lines of every candidate direction; streaks add up along
     theirs. Returns (angle, ratio of the best to the median line energy); a
     ratio near 1 means no dominant streak direction. Positive angles lean the
-    top of a streak to the left, as in :func:`~restoreagent.tools.synthesis.add_rain`.
+    top of a streak to the left, as in :func:`~restoreagent.tools.util.synthesis.add_rain`.
     The central ``max_side`` square is enough: rain covers the whole frame.
     """
     h, w = rgb.shape[:2]

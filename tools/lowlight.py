@@ -23,10 +23,10 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from .base import RestorationTool, ToolArgs, ToolSpec
-from .nets import CURVE_STEPS
-from .registry import register
-from .torch_tool import TorchTool, load_state_dict
+from restoreagent.tools.base import RestorationTool, ToolArgs, ToolSpec
+from restoreagent.tools.nets import CURVE_STEPS
+from restoreagent.tools.registry import register
+from restoreagent.tools.torch_tool import TorchTool, load_state_dict
 
 if TYPE_CHECKING:
     import torch
@@ -106,14 +106,14 @@ class ZeroDCETool(TorchTool):
     Args = ZeroDCEArgs
 
     def build(self, weights: dict[str, Path]) -> torch.nn.Module:
-        from .nets.zerodce import ZeroDCE
+        from restoreagent.tools.nets.zerodce import ZeroDCE
 
         net = ZeroDCE()
         net.load_state_dict(load_state_dict(weights["zero_dce"]), strict=True)
         return net
 
     def forward(self, x: torch.Tensor, args: ZeroDCEArgs) -> torch.Tensor:  # type: ignore[override]
-        from .nets.zerodce import apply_curves
+        from restoreagent.tools.nets.zerodce import apply_curves
 
         y = apply_curves(x, self.net.curve_maps(x)[: args.iterations])
         return x + args.strength * (y - x)
@@ -159,7 +159,7 @@ class ZeroDCEPPTool(TorchTool):
     Args = ZeroDCEPPArgs
 
     def build(self, weights: dict[str, Path]) -> torch.nn.Module:
-        from .nets.zerodce import ZeroDCEPP
+        from restoreagent.tools.nets.zerodce import ZeroDCEPP
 
         net = ZeroDCEPP()
         net.load_state_dict(load_state_dict(weights["zero_dce_pp"]), strict=True)
@@ -168,7 +168,7 @@ class ZeroDCEPPTool(TorchTool):
     def forward(self, x: torch.Tensor, args: ZeroDCEPPArgs) -> torch.Tensor:  # type: ignore[override]
         # Keep the downscaled copy at least 16 px on its short side, so tiny images
         # (or thin tiles) still give the network some context.
-        from .nets.zerodce import apply_curves
+        from restoreagent.tools.nets.zerodce import apply_curves
 
         s = max(1, min(args.scale_factor, min(x.shape[-2:]) // 16))
         r = self.net.curve_map(x, float(s))

@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass
 from typing import Iterable
 
-from .base import RestorationTool, ToolContext, ToolUnavailable, WeightsMissing
+from restoreagent.tools.base import RestorationTool, ToolContext, ToolUnavailable, WeightsMissing
 
 BUILTIN_MODULES = tuple(f"restoreagent.tools.{m}" for m in
                         ("deblur", "dehaze", "denoise", "derain", "jpeg", "lowlight", "superres"))

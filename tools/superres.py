@@ -1,7 +1,7 @@
 """Super-resolution tools (task ``low_resolution``): the output is ``scale`` times larger.
 
 Three tools, each for ×2 and ×4 (the default, matching the MiO degradation: a
-Pillow antialiased bicubic ×1/4 downscale, :func:`tools.synthesis.downscale`):
+Pillow antialiased bicubic ×1/4 downscale, :func:`tools.util.synthesis.downscale`):
 
 * ``sr_fsrcnn``: FSRCNN ×2 (our PyTorch module, :mod:`tools.nets.fsrcnn`, with the weights
   of OpenCV's ``dnn_superres`` graph) on the luma, chroma bicubic; ×4 = FSRCNN ×2 →
@@ -54,17 +54,17 @@ benchmark uses it too).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import cv2
 import numpy as np
 from PIL import Image
 from pydantic import Field
 
-from .base import RestorationTool, ToolArgs, ToolSpec, ToolUnavailable
-from .registry import register
-from .tiling import tiled
-from .torch_tool import TorchTool
+from restoreagent.tools.base import RestorationTool, ToolArgs, ToolSpec, ToolUnavailable
+from restoreagent.tools.registry import register
+from restoreagent.tools.torch_tool import TorchTool
+from restoreagent.tools.util.tiling import tiled
 
 if TYPE_CHECKING:
     import torch
@@ -200,7 +200,7 @@ class SRFSRCNN(TorchTool, _SRTool):
     SHARPEN = {2: 0.75, 4: 1.0}
 
     def build(self, weights: dict[str, Path]) -> torch.nn.Module:
-        from .nets.fsrcnn import load_fsrcnn
+        from restoreagent.tools.nets.fsrcnn import load_fsrcnn
 
         path = weights[self.WEIGHTS]
         try:

@@ -6,7 +6,7 @@ Resolution order for a manifest id:
 2. the weights cache (``RESTOREAGENT_CACHE_DIR``, default ``~/.cache/restoreagent/weights``);
 3. a download, only when downloads are allowed (``restoreagent weights download`` always is): the
    entry's pinned upstream URL, or for a conversion its upstream original (``source``), converted
-   here by tools/convert.py and checked against the recorded checksum of the converted tensors.
+   here by tools/nets/convert.py and checked against the recorded checksum of the converted tensors.
 
 Every file is checked before use: its sha256 against the manifest, or for a file this machine
 converted, against the sidecar ``<file>.converted.json`` written once its tensors were verified
@@ -19,14 +19,22 @@ from __future__ import annotations
 import json
 import os
 import threading
-from importlib import resources
 from pathlib import Path
 from typing import Literal, Mapping
 
 from pydantic import BaseModel
 
-from .base import ToolUnavailable, WeightsMissing
-from .fetch import GITHUB_RAW, PYPI_FILES, DownloadError, Progress, fetch, mirrored, sha256_file
+from restoreagent.checkpoints import checkpoint_file
+from restoreagent.tools.base import ToolUnavailable, WeightsMissing
+from restoreagent.tools.util.fetch import (
+    GITHUB_RAW,
+    PYPI_FILES,
+    DownloadError,
+    Progress,
+    fetch,
+    mirrored,
+    sha256_file,
+)
 
 
 class WeightsSource(BaseModel):
@@ -51,7 +59,7 @@ class WeightsEntry(BaseModel):
     url: str | None = None
     note: str = ""
     source: WeightsSource | None = None
-    tensors: str | None = None  # tools/convert.py::tensor_checksum of the converted state dict
+    tensors: str | None = None  # tools/nets/convert.py::tensor_checksum of the converted state dict
 
     @property
     def downloadable(self) -> bool:
@@ -61,7 +69,7 @@ class WeightsEntry(BaseModel):
 def load_manifest(path: Path | None = None) -> dict[str, WeightsEntry]:
     """Read the weights manifest (default: the one shipped in ``checkpoints/``)."""
     if path is None:
-        text = resources.files("restoreagent.checkpoints").joinpath("weights.json").read_text()
+        text = checkpoint_file("weights.json").read_text()
     else:
         text = Path(path).read_text()
     return {e["id"]: WeightsEntry.model_validate(e) for e in json.loads(text)["weights"]}
@@ -179,8 +187,8 @@ class WeightsResolver:
         return target
 
     def _convert(self, entry: WeightsEntry, source: Path, target: Path) -> None:
-        from .convert import convert, save_state_dict, tensor_checksum
-        from .files import atomic_write
+        from restoreagent.tools.nets.convert import convert, save_state_dict, tensor_checksum
+        from restoreagent.tools.util.files import atomic_write
 
         arrays = convert(entry.source.format, source, entry.source.members)
         got = tensor_checksum(arrays)

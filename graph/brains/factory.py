@@ -40,13 +40,13 @@ def make_brain(spec: str | None, **kwargs: Any) -> BaseChatModel:
     spec = (spec or "offline").strip()
     kind, _, arg = spec.partition(":")
     if kind == "offline" and arg in ("", "rules", "learned"):
-        from .offline import OfflinePolicy
+        from restoreagent.graph.brains.offline import OfflinePolicy
 
         return OfflinePolicy(learned=arg != "rules")  # "offline:learned" names the default
     if kind == "qwen-vl":
         if not arg:
             raise BrainSpecError("qwen-vl needs a model folder: --brain qwen-vl:/path/to/Qwen2-VL-2B-Instruct")
-        from .transformers_vlm import TransformersVLM
+        from restoreagent.graph.brains.transformers_vlm import TransformersVLM
 
         try:
             return TransformersVLM(model_dir=arg, **kwargs)

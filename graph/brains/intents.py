@@ -30,7 +30,7 @@ from typing import Any, Sequence
 
 from langchain_core.messages import AIMessage
 
-from ..conversation import REVERT, VISIBLE_CHANGE
+from restoreagent.graph.conversation import REVERT, VISIBLE_CHANGE
 
 #: Words that name each task in chat ("skip dehazing", "stronger denoiser").
 TASK_WORDS: dict[str, tuple[str, ...]] = {

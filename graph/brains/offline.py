@@ -55,7 +55,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from .intents import done_message, respond, skipped_tasks
+from restoreagent.graph.brains.intents import done_message, respond, skipped_tasks
 
 #: Sensor noise and compression first (they were added last, at the image's current
 #: scale; a denoiser also clears most compressed noise), then super-resolution, so that
@@ -82,7 +82,7 @@ FALLBACK_FLOOR: dict[str, float] = {"low_light": 0.5}
 #: Predicted FFDNet gain (dB) from which denoising is offered whatever the severity reads (calibration
 #: split, docs/VERIFIER.md).
 DENOISE_OFFER_DB = 0.3
-#: Size prior (tools/assess.py) up to which ×2 super-resolution suffices: the photo is at most
+#: Size prior (tools/perception/rules.py) up to which ×2 super-resolution suffices: the photo is at most
 #: 2^(3·0.5) ≈ 2.8 times smaller than full resolution (the geometric middle of ×2 and ×4).
 SR_X2_PRIOR = 0.5
 
@@ -117,7 +117,7 @@ _JSON_BLOCK = re.compile(r"```json\s*(\{.*?\})\s*```", re.DOTALL)
 def denoise_offer(context: dict[str, Any], closed: set[str], tries: dict[str, int],
                   fresh: Sequence[str], chosen: bool = False) -> tuple[str, str] | None:
     """Denoising first, with FFDNet, when the noise-level regressor predicts that it gains at least
-    :data:`DENOISE_OFFER_DB` (``measures["denoise_gain_db"]``, tools/noise_level.py).
+    :data:`DENOISE_OFFER_DB` (``measures["denoise_gain_db"]``, tools/perception/noise_level.py).
 
     The assessor reads real camera noise as nearly absent (PolyU photos: severity 0.01–0.23, where
     FFDNet gains 1–6 dB), and so did the ranker trained on its readings. The offer is only that:
@@ -171,7 +171,7 @@ def choose(
         return ranked + [t for t in offered if t not in ranked]
 
     if ranker is not None:
-        from ..planning.policy import candidate_floor
+        from restoreagent.graph.planning.policy import candidate_floor
 
         tries = {task: sum(1 for step in live if step["task"] == task) for task in tools_by_task}
         candidates = [
@@ -222,7 +222,7 @@ def choose(
 def load_ranker(path: Path | str | None = None, margin: float | None = None):
     """The learned ranker, or None when its checkpoint is missing or unusable."""
     try:
-        from ..planning.policy import LearnedRanker
+        from restoreagent.graph.planning.policy import LearnedRanker
 
         return LearnedRanker.load(path, margin)
     except Exception:  # no or unusable checkpoint: the rules decide

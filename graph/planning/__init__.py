@@ -1,1 +1,1 @@
-"""Planning: the exhaustive oracle, baseline planners and the MiO benchmark."""
+"""Planning: the learned ranker the offline brain plans with."""

@@ -1,7 +1,7 @@
 """The learned planner: ranks candidate (task, tool) moves on the current image.
 
 RestoreAgent's recipe on a CPU budget: instead of fixed rules, a small model trained on
-oracle labels (:mod:`.labels`, ``tools/training/policy.py``) predicts, for the current
+oracle labels (:mod:`.labels`, ``tools/research/training/policy.py``) predicts, for the current
 image and a candidate move, the move's **advantage over stopping** — the best combined
 score reachable through the move minus the score of the image as it is, in dB
 (80 × score units). The brain takes the best move; after a roll-back it asks again and
@@ -30,9 +30,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ...tools.base import DEGRADATIONS
+from restoreagent.checkpoints import checkpoint_file
+from restoreagent.tools.base import DEGRADATIONS
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "policy.pt"
+DEFAULT_CHECKPOINT = checkpoint_file("policy.pt")
 
 #: Every registered tool (the one-hot order of the shipped checkpoint; unknown tools read 0).
 TOOL_NAMES: tuple[str, ...] = (

@@ -3,7 +3,7 @@
 It maps a 96×96 RGB crop to, for each of the eight degradations
 (:data:`DEGRADATIONS`), a presence logit and a severity in [0, 1]. Whole
 images are judged by averaging the outputs of up to 8 crops (see
-:func:`restoreagent.tools.assess.learned_assess`).
+:func:`restoreagent.tools.perception.assess.LearnedAssessor`).
 
 Layout (270,816 parameters, ≈ 49 M MACs per crop; 8 crops ≈ 5–10 ms at 1 thread with the
 BatchNorms folded, :meth:`AssessorNet.fuse_batchnorm`):
@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from ..base import DEGRADATIONS
+from restoreagent.tools.base import DEGRADATIONS
 
 CROP = 96
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..base import ToolUnavailable
+from restoreagent.tools.base import ToolUnavailable
 
 
 def load_dncnn(path: Path, channels: int) -> nn.Module:

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .tf_graph import TFNode, constant, read_graph
+from restoreagent.tools.nets.tf_graph import TFNode, constant, read_graph
 
 __all__ = ["FSRCNN", "load_fsrcnn"]
 

@@ -1,4 +1,4 @@
-"""The small MLP ensembles of the learned critics (``tools/verifier.py``, ``tools/noise_level.py``)."""
+"""The small MLP ensembles of the learned critics (``tools/perception/verifier.py``, ``tools/perception/noise_level.py``)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import CURVE_STEPS
+from restoreagent.tools.nets import CURVE_STEPS
 
 
 def apply_curves(x: torch.Tensor, curves: list[torch.Tensor]) -> torch.Tensor:

@@ -1,0 +1,1 @@
+"""Benchmarks, oracle labels and studies: how every figure in docs/ was measured."""
