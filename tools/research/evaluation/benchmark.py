@@ -151,6 +151,65 @@ def _record(out: np.ndarray, clean: np.ndarray, pipeline, executions: int, secon
             "executions": executions, "seconds": round(seconds, 3), "pipeline": list(pipeline), **extra}
 
 
+def _input_record(case: Case) -> dict[str, Any]:
+    base = match_size(case.degraded, case.clean.shape)
+    row = {"psnr": round(psnr(base, case.clean), 3), "ssim": round(ssim(base, case.clean), 4)}
+    return {**row, "score": round(combined_score(row["psnr"], row["ssim"]), 4)}
+
+
+def _run_baselines(case: Case, planners: tuple[str, ...], tools: dict, by_task: dict[str, list[str]],
+                   rng: np.random.Generator) -> dict[str, dict]:
+    """The fixed-order, random-order and all-in-one planners' records on one case."""
+    rows = {}
+    pipelines = {"fixed": lambda: fixed_pipeline(case.combo, by_task), "random": lambda: random_pipeline(case.combo, by_task, rng)}
+    for planner in ("fixed", "random"):
+        if planner in planners:
+            pipe = pipelines[planner]()
+            out, secs = _apply(pipe, case.degraded, tools)
+            rows[planner] = _record(out, case.clean, pipe, len(pipe), secs)
+    if "allinone" in planners and (name := all_in_one_tool(list(tools))):
+        out, secs = _apply((name,), case.degraded, tools)
+        rows["allinone"] = _record(out, case.clean, (name,), 1, secs)
+    return rows
+
+
+def _run_agent(case: Case, graph: Any, deg_path: Path) -> tuple[dict[str, Any], np.ndarray, list[str]]:
+    """The agent's record on one case, its output and the degradations it found."""
+    t0 = time.perf_counter()
+    state = graph.invoke({"image": str(deg_path)})
+    wall = time.perf_counter() - t0
+    tool_time = sum(s["seconds"] for s in state["steps"])
+    output = load_image(state["output"]).rgb
+    pipe = tuple(s["tool"] for s in state["steps"] if s["accepted"])
+    agent_time = state.get("planning_seconds", 0.0) + state.get("observing_seconds", 0.0)
+    record = _record(output, case.clean, pipe, len(state["steps"]), wall,
+                     # the agent's own work (brain + assessments and verdicts), and
+                     # everything but the tools (that plus loading, storing, writing)
+                     planning_observing=round(agent_time / max(wall, 1e-9), 4),
+                     overhead=round((wall - tool_time) / max(wall, 1e-9), 4),
+                     detected=state["plan"],
+                     false_alarms_treated=sorted({s["task"] for s in state["steps"] if s["accepted"]} - set(case.combo)))
+    return record, output, state["plan"]
+
+
+def _found_only(case: Case, oracle: Any, plan: list[str]) -> dict[str, Any]:
+    """What perfect planning reaches on the degradations the agent found in the input: the part of the
+    oracle's gain that perception alone leaves within reach."""
+    found = [t for t in case.combo if t in plan]
+    node = oracle.best_within(found)
+    return {"psnr": round(node.psnr, 3), "ssim": round(node.ssim, 4), "score": round(node.score, 4),
+            "pipeline": list(node.pipeline), "tasks": found}
+
+
+def _write_report(report: dict, planners: tuple[str, ...], sheets: list[tuple[str, np.ndarray]], out_dir: Path) -> None:
+    atomic_write(out_dir / "results.json", json.dumps(report, indent=1))
+    write_markdown(summarize(report["cases"], planners), out_dir / "summary.md")
+    if sheets:
+        grid = np.vstack([s for _, s in sheets])
+        atomic_save_image(contact_sheet([("input | agent | oracle | ground truth", grid)],
+                                        height=min(1600, 256 * len(sheets))), out_dir / "contact.png")
+
+
 def run_benchmark(
     cases: list[Case],
     out_dir: Path,
@@ -173,71 +232,32 @@ def run_benchmark(
     for n, case in enumerate(cases, 1):
         if progress:
             progress(f"[{n}/{len(cases)}] {case.id}")
-        deg_path = out_dir / "cases" / f"{case.id}.png"
-        base = match_size(case.degraded, case.clean.shape)
-        row: dict[str, Any] = {"id": case.id, "group": case.group, "combo": list(case.combo),
-                               "input": {"psnr": round(psnr(base, case.clean), 3), "ssim": round(ssim(base, case.clean), 4)}}
-        row["input"]["score"] = round(combined_score(row["input"]["psnr"], row["input"]["ssim"]), 4)
+        row: dict[str, Any] = {"id": case.id, "group": case.group, "combo": list(case.combo), "input": _input_record(case)}
+        results.append(row)
         missing = [t for t in case.combo if t not in by_task]
         if missing:
             row["skipped"] = f"no tool for {', '.join(missing)}"
-            results.append(row)
             continue
         outputs: dict[str, np.ndarray] = {}
         oracle = None
         if "oracle" in planners:
             t0 = time.perf_counter()
-            oracle = run_oracle(case.degraded, case.clean, case.combo, {k: v for k, v in tools.items()})
-            best = oracle.best
+            oracle = run_oracle(case.degraded, case.clean, case.combo, dict(tools))
             outputs["oracle"] = oracle.best_output
-            row["oracle"] = _record(outputs["oracle"], case.clean, best.pipeline, oracle.tool_runs,
+            row["oracle"] = _record(outputs["oracle"], case.clean, oracle.best.pipeline, oracle.tool_runs,
                                     time.perf_counter() - t0, distribution=oracle.distribution())
-        if "fixed" in planners:
-            pipe = fixed_pipeline(case.combo, by_task)
-            out, secs = _apply(pipe, case.degraded, tools)
-            row["fixed"] = _record(out, case.clean, pipe, len(pipe), secs)
-        if "random" in planners:
-            pipe = random_pipeline(case.combo, by_task, rng)
-            out, secs = _apply(pipe, case.degraded, tools)
-            row["random"] = _record(out, case.clean, pipe, len(pipe), secs)
-        if "allinone" in planners and (name := all_in_one_tool(list(tools))):
-            out, secs = _apply((name,), case.degraded, tools)
-            row["allinone"] = _record(out, case.clean, (name,), 1, secs)
+        row.update(_run_baselines(case, planners, tools, by_task, rng))
         if "agent" in planners:
-            t0 = time.perf_counter()
-            state = graph_for(min(case.clean.shape[:2])).invoke({"image": str(deg_path)})
-            wall = time.perf_counter() - t0
-            tool_time = sum(s["seconds"] for s in state["steps"])
-            outputs["agent"] = load_image(state["output"]).rgb
-            pipe = tuple(s["tool"] for s in state["steps"] if s["accepted"])
-            agent_time = state.get("planning_seconds", 0.0) + state.get("observing_seconds", 0.0)
-            row["agent"] = _record(outputs["agent"], case.clean, pipe, len(state["steps"]), wall,
-                                   # the agent's own work (brain + assessments and verdicts), and
-                                   # everything but the tools (that plus loading, storing, writing)
-                                   planning_observing=round(agent_time / max(wall, 1e-9), 4),
-                                   overhead=round((wall - tool_time) / max(wall, 1e-9), 4),
-                                   detected=state["plan"],
-                                   false_alarms_treated=sorted({s["task"] for s in state["steps"] if s["accepted"]}
-                                                               - set(case.combo)))
+            row["agent"], outputs["agent"], plan = _run_agent(case, graph_for(min(case.clean.shape[:2])),
+                                                              out_dir / "cases" / f"{case.id}.png")
             if oracle is not None:
                 row["agent"]["percentile"] = round(oracle.percentile(row["agent"]["score"]), 1)
-                # What perfect planning reaches on the degradations the agent found in the input:
-                # the part of the oracle's gain that perception alone leaves within reach.
-                found = [t for t in case.combo if t in state["plan"]]
-                node = oracle.best_within(found)
-                row["found"] = {"psnr": round(node.psnr, 3), "ssim": round(node.ssim, 4), "score": round(node.score, 4),
-                                "pipeline": list(node.pipeline), "tasks": found}
-        results.append(row)
+                row["found"] = _found_only(case, oracle, plan)
         if len(sheets) < 4 and "agent" in outputs and "oracle" in outputs:
             panels = (case.degraded, outputs["agent"], outputs["oracle"], case.clean)
             sheets.append((case.id, np.hstack([match_size(img, case.clean.shape) for img in panels])))
     report = {"cases": results, "planners": list(planners), "seed": seed}
-    atomic_write(out_dir / "results.json", json.dumps(report, indent=1))
-    write_markdown(summarize(results, planners), out_dir / "summary.md")
-    if sheets:
-        grid = np.vstack([s for _, s in sheets])
-        atomic_save_image(contact_sheet([("input | agent | oracle | ground truth", grid)],
-                                        height=min(1600, 256 * len(sheets))), out_dir / "contact.png")
+    _write_report(report, planners, sheets, out_dir)
     return report
 
 

@@ -80,6 +80,99 @@ def _score(image: np.ndarray, clean: np.ndarray) -> float:
     return combined_score(min(psnr(sized, clean), PSNR_CAP), ssim(sized, clean))
 
 
+class _Runner:
+    """Runs tools on images, counting the runs and keeping each failing tool's error (a failed move has no value)."""
+
+    def __init__(self, tools: Mapping[str, RestorationTool]) -> None:
+        self.tools, self.runs, self.failures = tools, 0, {}
+
+    def __call__(self, name: str, image: np.ndarray) -> np.ndarray | None:
+        self.runs += 1
+        tool = self.tools[name]
+        try:
+            return tool(image, tool.Args(image_id="img-0000000000000000"))
+        except Exception as exc:
+            self.failures[name] = f"{type(exc).__name__}: {exc}"
+            return None
+
+
+def _grow_tree(degraded: np.ndarray, combo: Sequence[str], by_task: Mapping[str, list[str]],
+               task_of: Mapping[str, str], run: _Runner) -> tuple[dict[Prefix, np.ndarray], list[Prefix]]:
+    """The image of every prefix: each tool of each task not yet done, breadth first."""
+    images: dict[Prefix, np.ndarray] = {(): degraded}
+    order: list[Prefix] = [()]
+    frontier: list[Prefix] = [()]
+    while frontier:
+        nxt = []
+        for prefix in frontier:
+            done = {task_of[n] for n in prefix}
+            for task in combo:
+                if task in done:
+                    continue
+                for name in by_task[task]:
+                    out = run(name, images[prefix])
+                    if out is not None:
+                        images[prefix + (name,)] = out
+                        order.append(prefix + (name,))
+                        nxt.append(prefix + (name,))
+        frontier = nxt
+    return images, order
+
+
+def _best_values(order: list[Prefix], score: Mapping[Prefix, float], depth: int) -> dict[Prefix, float]:
+    """The best leaf score reachable from each prefix (a prefix whose completions all failed has none)."""
+    best_value: dict[Prefix, float] = {p: score[p] for p in order if len(p) == depth}
+    for p in sorted(order, key=len, reverse=True):  # children before parents
+        if p not in best_value:
+            kids = [best_value[c] for c in order if len(c) == len(p) + 1 and c[: len(p)] == p and c in best_value]
+            if kids:
+                best_value[p] = max(kids)
+    return best_value
+
+
+def _true_moves(prefix: Prefix, combo: Sequence[str], done: list[str], by_task: Mapping[str, list[str]],
+                best_value: Mapping[Prefix, float], score: Mapping[Prefix, float]) -> list[dict[str, Any]]:
+    """The moves that treat a degradation the case has, valued by the best completion after them."""
+    moves = []
+    for task in combo:
+        if task in done:
+            continue
+        for name in by_task[task]:
+            child = prefix + (name,)
+            if child in best_value:
+                moves.append({"task": task, "tool": name, "q": round(best_value[child], 5),
+                              "after": round(score[child], 5), "true": True})
+    return moves
+
+
+def _false_moves(prefix: Prefix, image: np.ndarray, clean: np.ndarray, feats: dict[str, Any], combo: Sequence[str],
+                 by_task: Mapping[str, list[str]], value: float, stop: float, run: _Runner,
+                 observe: Callable[[np.ndarray], Assessment], rng: np.random.Generator, false_floor: float,
+                 false_presence: float, false_tools: int) -> list[dict[str, Any]]:
+    """Moves against a degradation the assessor flags but the case lacks: their value is the loss they
+    cause (the best completion shifted by the move's change of score), and what observe would see."""
+    moves = []
+    for task in DEGRADATIONS:
+        flagged = (feats["degradations"][task] >= false_floor
+                   or feats["measures"].get(f"p_{task}", 0.0) >= false_presence)
+        if task in combo or not flagged or not by_task.get(task):
+            continue
+        names = by_task[task]
+        if prefix and len(names) > false_tools:
+            names = [names[i] for i in sorted(rng.choice(len(names), false_tools, replace=False))]
+        for name in names:
+            out = run(name, image)
+            if out is None:
+                continue
+            after = _score(out, clean)
+            seen = observe(out)  # what the observe node would judge the move on
+            moves.append({"task": task, "tool": name, "q": round(value + after - stop, 5),
+                          "after": round(after, 5), "true": False,
+                          "seen": {"degradations": {k: round(float(v), 4) for k, v in seen.degradations.items()},
+                                   "quality": round(float(seen.quality), 4)}})
+    return moves
+
+
 def label_case(
     degraded: np.ndarray,
     clean: np.ndarray,
@@ -100,46 +193,12 @@ def label_case(
     missing = [t for t in combo if not by_task.get(t)]
     if missing:
         raise ValueError(f"no tool for task(s) {', '.join(missing)}")
-    runs = 0
-    failures: dict[str, str] = {}
-
-    def run(name: str, image: np.ndarray) -> np.ndarray | None:
-        nonlocal runs
-        runs += 1
-        tool = tools[name]
-        try:
-            return tool(image, tool.Args(image_id="img-0000000000000000"))
-        except Exception as exc:  # a failing move has no value
-            failures[name] = f"{type(exc).__name__}: {exc}"
-            return None
-
-    # -- the tree: images and scores of every prefix ------------------------------------
-    images: dict[Prefix, np.ndarray] = {(): degraded}
-    order: list[Prefix] = [()]
-    frontier: list[Prefix] = [()]
-    while frontier:
-        nxt = []
-        for prefix in frontier:
-            done = {task_of[n] for n in prefix}
-            for task in combo:
-                if task in done:
-                    continue
-                for name in by_task[task]:
-                    out = run(name, images[prefix])
-                    if out is not None:
-                        images[prefix + (name,)] = out
-                        order.append(prefix + (name,))
-                        nxt.append(prefix + (name,))
-        frontier = nxt
+    run = _Runner(tools)
+    images, order = _grow_tree(degraded, combo, by_task, task_of, run)
     score = {p: _score(img, clean) for p, img in images.items()}
     leaves = [p for p in order if len(p) == len(combo)]
-    best_value: dict[Prefix, float] = {p: score[p] for p in leaves}
-    for p in sorted(order, key=len, reverse=True):  # children before parents
-        if p not in best_value:
-            kids = [best_value[c] for c in order if len(c) == len(p) + 1 and c[: len(p)] == p and c in best_value]
-            if kids:
-                best_value[p] = max(kids)
-    # -- which deeper nodes get false-alarm moves -------------------------------------------
+    best_value = _best_values(order, score, len(combo))
+    # Which deeper nodes also get false-alarm moves (the root always does).
     deep = [p for p in order if p]
     picked = set(map(tuple, (deep[i] for i in rng.permutation(len(deep))[:false_nodes]))) if deep else set()
 
@@ -154,38 +213,12 @@ def label_case(
     for prefix in order:
         if prefix not in best_value:  # a dead branch (all completions failed)
             continue
-        report = apply_low_light_rule(root, trust) if not prefix else observe(images[prefix])
-        feats = node_features(report)
+        feats = node_features(apply_low_light_rule(root, trust) if not prefix else observe(images[prefix]))
         done = [task_of[n] for n in prefix]
-        moves = []
-        for task in combo:
-            if task in done:
-                continue
-            for name in by_task[task]:
-                child = prefix + (name,)
-                if child in best_value:
-                    moves.append({"task": task, "tool": name, "q": round(best_value[child], 5),
-                                  "after": round(score[child], 5), "true": True})
+        moves = _true_moves(prefix, combo, done, by_task, best_value, score)
         if not prefix or prefix in picked:
-            for task in DEGRADATIONS:
-                flagged = (feats["degradations"][task] >= false_floor
-                           or feats["measures"].get(f"p_{task}", 0.0) >= false_presence)
-                if task in combo or not flagged or not by_task.get(task):
-                    continue
-                names = by_task[task]
-                if prefix and len(names) > false_tools:
-                    names = [names[i] for i in sorted(rng.choice(len(names), false_tools, replace=False))]
-                for name in names:
-                    out = run(name, images[prefix])
-                    if out is None:
-                        continue
-                    after = _score(out, clean)
-                    seen = observe(out)  # what the observe node would judge the move on
-                    moves.append({"task": task, "tool": name,
-                                  "q": round(best_value[prefix] + after - score[prefix], 5),
-                                  "after": round(after, 5), "true": False,
-                                  "seen": {"degradations": {k: round(float(v), 4) for k, v in seen.degradations.items()},
-                                           "quality": round(float(seen.quality), 4)}})
+            moves += _false_moves(prefix, images[prefix], clean, feats, combo, by_task, best_value[prefix],
+                                  score[prefix], run, observe, rng, false_floor, false_presence, false_tools)
         nodes.append({"prefix": list(prefix), "done": done, "depth": len(prefix), **feats,
                       "stop": round(score[prefix], 5), "value": round(best_value[prefix], 5), "moves": moves})
     best_leaf = max(leaves, key=lambda p: score[p]) if leaves else ()
@@ -195,8 +228,8 @@ def label_case(
         "best_pipeline": list(best_leaf),
         "best_score": round(score[best_leaf], 5) if leaves else None,
         "leaves": len(leaves),
-        "tool_runs": runs,
-        "failures": failures,
+        "tool_runs": run.runs,
+        "failures": run.failures,
         "seconds": round(time.perf_counter() - t_start, 2),
         "nodes": nodes,
     }

@@ -76,15 +76,9 @@ def _photo(path: Path) -> np.ndarray:
     return visible_part(loaded.rgb, loaded.alpha)
 
 
-def evaluate(shared: Path, checkpoint: Path | None = None, log=print, limit: int | None = None) -> dict:
-    model = load_learned(checkpoint)
-    run = lambda rgb: model(rgb)  # noqa: E731  (learned assessor, no NIQE)
-    clean_dir = shared / "data" / "clean"
-    files = split_files("eval", clean_dir)[:limit]
-    images = [load_rgb(p) for p in files]
-    res: dict = {"checkpoint": str(model.path), "eval_images": len(files)}
-
-    # synthetic MiO mixtures
+def _synthetic(images: list[np.ndarray], files: list[Path], run, log) -> tuple[dict, list]:
+    """Detection and severity error per degradation on every MiO mixture of the eval images; the first
+    image each (type, combination) was missed in, for the figure."""
     tp, fp, fn = Counter(), Counter(), Counter()
     missed_in: Counter = Counter()  # (type, combination) → images where it was missed
     first_miss: dict[tuple[str, str], tuple] = {}  # (type, combination) → (image name, clean, degraded, reading)
@@ -110,15 +104,15 @@ def evaluate(shared: Path, checkpoint: Path | None = None, log=print, limit: int
         r = tp[k] / max(1, tp[k] + fn[k])
         per[k] = {"precision": p, "recall": r, "f1": 2 * p * r / max(1e-9, p + r), "mae": float(np.mean(abs_err[k])),
                   "n": tp[k] + fn[k]}
-    res["synthetic"] = per
-    res["macro_f1"] = float(np.mean([v["f1"] for v in per.values()]))
-    res["missed_in"] = [[k, c, n] for (k, c), n in missed_in.most_common() if n]
-    examples = {"synthetic": [(k, c, *first_miss[(k, c)]) for k, c, _ in res["missed_in"][:FIGURE_SYNTHETIC]],
-                "real": []}
+    res = {"synthetic": per, "macro_f1": float(np.mean([v["f1"] for v in per.values()])),
+           "missed_in": [[k, c, n] for (k, c), n in missed_in.most_common() if n]}
+    return res, [(k, c, *first_miss[(k, c)]) for k, c, _ in res["missed_in"][:FIGURE_SYNTHETIC]]
 
-    # real sets
-    real = {}
-    readings: list[tuple[str, dict[str, float]]] = []  # (folder's degradation, the photo's severities)
+
+def _real_sets(shared: Path, run, limit: int | None) -> tuple[dict, list, list]:
+    """Detection on the real photo sets of one known degradation each, what the assessor finds in the
+    mixed ones; each photo's readings (for the threshold ceiling) and the first miss per set (the figure)."""
+    real, readings, examples = {}, [], []  # readings: (folder's degradation, the photo's severities)
     for folder, kind in REAL_SETS.items():
         paths = _images(shared / "data" / "real" / folder)[:limit]
         if not paths:
@@ -132,40 +126,41 @@ def evaluate(shared: Path, checkpoint: Path | None = None, log=print, limit: int
             sev.append(a.degradations[kind])
             if kind not in a.present:
                 if not missed:
-                    examples["real"].append((folder, kind, p.name, _thumb(photo), a.degradations[kind]))
+                    examples.append((folder, kind, p.name, _thumb(photo), a.degradations[kind]))
                 missed.append(f"{p.name} {a.degradations[kind]:.2f}")
         real[folder] = {"kind": kind, "n": len(paths), "detected": hits, "rate": hits / len(paths),
                         "mean_severity": float(np.mean(sev)), "missed": missed}
         if kind == "jpeg":
             real[folder]["saved_quality"] = {p.name: q for p in paths if (q := saved_quality(p)) is not None}
-    res["real"] = real
     n_real = sum(v["n"] for v in real.values())
-    res["real_detection"] = sum(v["detected"] for v in real.values()) / max(1, n_real)
     found = {}
     for folder in ("mixed_diffbir", "rain_pairs/input"):
         paths = _images(shared / "data" / "real" / folder)
         if paths:
             c = Counter(k for p in paths for k in run(_photo(p)).present)
             found[folder] = {"n": len(paths), "present": dict(c.most_common())}
-    res["real_other"] = found
-    log("real sets done")
+    res = {"real": real, "real_detection": sum(v["detected"] for v in real.values()) / max(1, n_real), "real_other": found}
+    return res, readings, examples
 
-    # clean false alarms
+
+def _clean_false_alarms(images: list[np.ndarray], run) -> tuple[dict, list[dict[str, float]]]:
     alarms, any_alarm, clean_readings = Counter(), 0, []
     for img in images:
         a = run(img)
         any_alarm += bool(a.present)
         alarms.update(a.present)
         clean_readings.append(a.degradations)
-    res["clean"] = {"n": len(images), "image_rate": any_alarm / len(images),
-                    "decision_rate": sum(alarms.values()) / (len(images) * len(DEGRADATIONS)),
-                    "by_type": dict(alarms.most_common())}
-    if readings and clean_readings:
-        res["ceiling"] = threshold_ceiling(readings, clean_readings, int(TARGETS["false_alarms"] * len(images)))
+    return {"n": len(images), "image_rate": any_alarm / len(images),
+            "decision_rate": sum(alarms.values()) / (len(images) * len(DEGRADATIONS)),
+            "by_type": dict(alarms.most_common())}, clean_readings
 
-    # speed
+
+def _speed(model, image: np.ndarray, weights: Path) -> dict[str, float | None]:
+    """Milliseconds: the network alone and a whole assessment at 512², and as the graph observes after
+    every step (with NIQE) at 256² and 512²."""
     torch.set_num_threads(1)
-    x = cv2.resize(images[0], (512, 512), interpolation=cv2.INTER_AREA)
+    res: dict[str, float | None] = {}
+    x = cv2.resize(image, (512, 512), interpolation=cv2.INTER_AREA)
     model.predict(x)
     t = time.perf_counter()
     for _ in range(10):
@@ -176,16 +171,32 @@ def evaluate(shared: Path, checkpoint: Path | None = None, log=print, limit: int
     for _ in range(5):
         assess(x, checkpoint=model.path)
     res["ms_512_assess"] = (time.perf_counter() - t) * 200
-    # as the graph observes after every step: with NIQE, and on the planner's 256² crops too
-    weights = shared / "weights"
     for side in (256, 512):
-        x = cv2.resize(images[0], (side, side), interpolation=cv2.INTER_AREA)
+        x = cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA)
         assess(x, checkpoint=model.path, weights_dir=weights)
         t = time.perf_counter()
         for _ in range(10):
             report = assess(x, checkpoint=model.path, weights_dir=weights)
         res[f"ms_{side}_observe"] = (time.perf_counter() - t) * 100 if "niqe" in report.measures else None
-    res["examples"] = examples
+    return res
+
+
+def evaluate(shared: Path, checkpoint: Path | None = None, log=print, limit: int | None = None) -> dict:
+    model = load_learned(checkpoint)
+    run = lambda rgb: model(rgb)  # noqa: E731  (learned assessor, no NIQE)
+    files = split_files("eval", shared / "data" / "clean")[:limit]
+    images = [load_rgb(p) for p in files]
+    res: dict = {"checkpoint": str(model.path), "eval_images": len(files)}
+    synthetic, synthetic_misses = _synthetic(images, files, run, log)
+    real, readings, real_misses = _real_sets(shared, run, limit)
+    res.update(synthetic)
+    res.update(real)
+    log("real sets done")
+    res["clean"], clean_readings = _clean_false_alarms(images, run)
+    if readings and clean_readings:
+        res["ceiling"] = threshold_ceiling(readings, clean_readings, int(TARGETS["false_alarms"] * len(images)))
+    res.update(_speed(model, images[0], shared / "weights"))
+    res["examples"] = {"synthetic": synthetic_misses, "real": real_misses}
     return res
 
 

@@ -453,7 +453,7 @@ def export(model: AssessorNet, calib: dict[str, Any], meta: dict[str, Any], out:
     out.with_suffix(".json").write_text(json.dumps({**meta, **calib}, indent=1) + "\n")
 
 
-def main(argv: list[str] | None = None) -> None:
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=25.0, help="total training time budget (over resumes)")
     ap.add_argument("--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "restoreagent-assessor")
@@ -466,44 +466,40 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--calibrate-only", type=Path, default=None, help="calibrate and export this state.pt, no training")
     ap.add_argument("--init", type=Path, default=None, help="start (a fresh run) from this state.pt's weights")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-    args.work.mkdir(parents=True, exist_ok=True)
-    train_files, val_files = split_train_val(args.clean_dir)
+    return ap.parse_args(argv)
 
-    torch.manual_seed(args.seed)
-    model = AssessorNet()
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    step, elapsed = 0, 0.0
-    state_path = args.work / "state.pt"
+
+def _start(model: AssessorNet, opt: torch.optim.Optimizer, args: argparse.Namespace, state_path: Path) -> tuple[int, float]:
+    """(step, elapsed seconds) to go on from: a state to calibrate, the run's own saved state, or fresh."""
     if args.calibrate_only:
         st = torch.load(args.calibrate_only, weights_only=False)
         model.load_state_dict(st["model"])
-        step, elapsed, budget = st["step"], st["elapsed"], 0.0
-    elif state_path.is_file():
+        return st["step"], st["elapsed"]
+    if state_path.is_file():
         st = torch.load(state_path, weights_only=False)
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
-        step, elapsed = st["step"], st["elapsed"]
         torch.set_rng_state(st["torch_rng"])
-        print(f"resumed at step {step} ({elapsed / 60:.1f} min)", flush=True)
-    elif args.init is not None:
+        print(f"resumed at step {st['step']} ({st['elapsed'] / 60:.1f} min)", flush=True)
+        return st["step"], st["elapsed"]
+    if args.init is not None:
         model.load_state_dict(torch.load(args.init, weights_only=False)["model"])
         print(f"initialized from {args.init}", flush=True)
-    budget = args.minutes * 60.0
+    return 0, 0.0
 
-    # fixed validation crops
+
+def _validation_crops(val_files: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
+    """1200 fixed validation crops (the same on every resume)."""
     vrng = np.random.default_rng(12345)
     vimages = [load_rgb(p) for p in val_files]
     vx, vy = zip(*(make_sample(vimages, vrng) for _ in range(1200)))
-    vxs = torch.from_numpy(np.stack(vx)).permute(0, 3, 1, 2).contiguous()
-    vys = torch.from_numpy(np.stack(vy))
+    return torch.from_numpy(np.stack(vx)).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(np.stack(vy))
 
-    if args.calibrate_only:
-        model.eval()
-        calib_and_export(model, vxs, vys, val_files, train_files, step, elapsed, args)
-        return
+
+def _train(model: AssessorNet, opt: torch.optim.Optimizer, args: argparse.Namespace, train_files: list[Path],
+           step: int, elapsed: float, state_path: Path, vxs: torch.Tensor, vys: torch.Tensor) -> tuple[int, float]:
+    """Train until the time budget is spent (cosine learning rate, warm-up), saving resumably on the way."""
+    budget = args.minutes * 60.0
     stream = SampleStream(train_files, args.batch, seed=args.seed * 100003 + step)
     loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=args.workers,
                                          prefetch_factor=4 if args.workers else None)
@@ -537,6 +533,25 @@ def main(argv: list[str] | None = None) -> None:
             print(f"saved step {step}; val loss {vl:.4f}", flush=True)
         if done:
             break
+    return step, elapsed
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parse(argv)
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    args.work.mkdir(parents=True, exist_ok=True)
+    train_files, val_files = split_train_val(args.clean_dir)
+    torch.manual_seed(args.seed)
+    model = AssessorNet()
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    state_path = args.work / "state.pt"
+    step, elapsed = _start(model, opt, args, state_path)
+    vxs, vys = _validation_crops(val_files)
+    if args.calibrate_only:
+        model.eval()
+    else:
+        step, elapsed = _train(model, opt, args, train_files, step, elapsed, state_path, vxs, vys)
     calib_and_export(model, vxs, vys, val_files, train_files, step, elapsed, args)
 
 
