@@ -26,6 +26,7 @@ import json
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from restoreagent.checkpoints import SHARED, checkpoint_file
@@ -44,8 +45,9 @@ from restoreagent.tools.util.synthesis import MIO_COMBOS, degrade, jpeg_compress
 SHARD = 25
 #: A task gets a margin of its own from this many calibration samples up (else the overall one).
 MIN_TASK_SAMPLES = 40
-#: Seeds of the --dim-only cases start here (apart from the ordinary cases').
+#: Seeds of the --dim-only and --lens-only cases start here (apart from the ordinary cases').
 DIM_SEED_OFFSET = 100_000
+LENS_SEED_OFFSET = 200_000
 CHECKPOINT = checkpoint_file("verifier.pt")
 
 
@@ -92,9 +94,25 @@ def _dim(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.power(np.power(clean, 2.2) * k, 1 / 2.2).astype(np.float32)
 
 
-def synthesize(clean: np.ndarray, rng: np.random.Generator, dim_only: bool = False
+def _lens(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Real optical softness, as City100's shorter focal length makes it: detail lost to a lower
+    resolution and a smooth lens PSF, in linear light, maybe saved as a mild JPEG. Neither MiO's disk
+    nor its line: a deblurrer fitted to those may ring or over-sharpen here, and the truth says which."""
+    h, w = clean.shape[:2]
+    lin = np.power(clean, 2.2)
+    f = float(rng.uniform(1.1, 2.5))
+    small = cv2.resize(lin, (max(8, round(w / f)), max(8, round(h / f))), interpolation=cv2.INTER_AREA)
+    soft = cv2.GaussianBlur(cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC), (0, 0), float(rng.uniform(0.2, 1.2)))
+    out = np.power(np.clip(soft, 0, 1), 1 / 2.2).astype(np.float32)
+    return jpeg_compress(out, int(rng.integers(70, 96))) if rng.random() < 0.5 else out
+
+
+def synthesize(clean: np.ndarray, rng: np.random.Generator, dim_only: bool = False, lens_only: bool = False
                ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], str]:
-    """(degraded, ground truth, true tasks, kind) for one case (``dim_only``: a dim scene)."""
+    """(degraded, ground truth, true tasks, kind) for one case (``dim_only``: a dim scene; ``lens_only``:
+    optical softness)."""
+    if lens_only:
+        return _lens(clean, rng), clean, ("defocus_blur",), "lens"
     u = float(rng.uniform(0.12, 0.3)) if dim_only else rng.random()
     if u < 0.12:
         return clean, clean, (), "clean"
@@ -199,8 +217,10 @@ def cmd_samples(args: argparse.Namespace) -> None:
     t_end = time.time() + args.minutes * 60 if args.minutes else float("inf")
     shards = range(args.shard_start, (args.cases + SHARD - 1) // SHARD, args.shard_step)
     # --dim-only: extra cases of dim, correctly exposed scenes with every low-light tool tried at each
-    # depth (after denoising too), where brightening is harm; their own seeds and shard names.
-    prefix, offset, always = ("dim", DIM_SEED_OFFSET, ("low_light",)) if args.dim_only else ("shard", 0, ())
+    # depth (after denoising too), where brightening is harm; --lens-only: optical softness with both
+    # deblurring tasks tried; each with its own seeds and shard names.
+    prefix, offset, always = (("dim", DIM_SEED_OFFSET, ("low_light",)) if args.dim_only
+                              else ("lens", LENS_SEED_OFFSET, ("motion_blur",)) if args.lens_only else ("shard", 0, ()))
     for shard in shards:
         path = out / f"{prefix}-{shard:04d}.json"
         if path.exists() or time.time() > t_end:
@@ -211,20 +231,20 @@ def cmd_samples(args: argparse.Namespace) -> None:
             img = load_rgb(files[int(rng.integers(len(files)))])
             side = int(rng.choice([160, 192, 256]))
             clean = random_crop(img, side, rng)
-            degraded, ref, tasks, kind = synthesize(clean, rng, dim_only=args.dim_only)
+            degraded, ref, tasks, kind = synthesize(clean, rng, dim_only=args.dim_only, lens_only=args.lens_only)
             degraded = to_uint8(degraded).astype(np.float32) / 255.0
             for r in sample_case(degraded, ref, tasks, by_task, tools, rng, side, always=always):
                 rows.append({**r, "case": i, "kind": kind})
         atomic_write(path, json.dumps(rows))
         print(f"{args.split} shard {shard}: {len(rows)} samples", flush=True)
-    if args.split != "train" and args.real_pairs and not args.dim_only:
+    if args.split != "train" and args.real_pairs and not (args.dim_only or args.lens_only):
         _real_samples(args, toolbox, out)
 
 
 def _real_samples(args, toolbox, out: Path) -> None:
     """Two tools of the true task and one of each of two false tasks on each real pair of the split."""
     pairs = Path(args.real_pairs)
-    for n, (deg, gt, task) in enumerate(real_pairs(args.split, pairs)):
+    for n, (deg, gt, task) in enumerate(real_pairs(args.split, pairs, ("polyu", "city100"))):
         path = out / f"real-{n:04d}.json"
         if path.exists():
             continue
@@ -348,6 +368,7 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--shard-start", type=int, default=0, help="with --shard-step: run every k-th shard (parallel workers)")
     s.add_argument("--shard-step", type=int, default=1)
     s.add_argument("--dim-only", action="store_true", help="extra dim-scene cases, every low-light tool tried")
+    s.add_argument("--lens-only", action="store_true", help="extra optical-softness cases, both deblurring tasks tried")
     t = sub.add_parser("train", help="train the ensemble, choose the margin on calibration, report test")
     t.add_argument("--work", required=True)
     t.add_argument("--out", default=str(CHECKPOINT))
