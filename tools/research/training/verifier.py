@@ -241,18 +241,24 @@ def cmd_samples(args: argparse.Namespace) -> None:
         _real_samples(args, toolbox, out)
 
 
+#: Tone steps tried at every depth of a real pair: on real photos they did the worst harm (a dim
+#: indoor shot brightened after denoising loses 20-30 dB), so calibration must see them where the agent goes.
+REAL_ALWAYS = ("low_light", "haze")
+
+
 def _real_samples(args, toolbox, out: Path) -> None:
-    """Two tools of the true task and one of each of two false tasks on each real pair of the split."""
+    """On each real pair of the split, two depths as the agent goes: two tools of the true task, one of
+    each of two false tasks and every tone tool (:data:`REAL_ALWAYS`); the next depth from the best true step."""
     pairs = Path(args.real_pairs)
     for n, (deg, gt, task) in enumerate(real_pairs(args.split, pairs, ("polyu", "city100"))):
-        path = out / f"real-{n:04d}.json"
+        path = out / f"pair-{n:04d}.json"
         if path.exists():
             continue
         img, ref = load_rgb(deg), load_rgb(gt)
         rng = np.random.default_rng(n)
         rows = [{**r, "case": f"real:{deg.parent.parent.name}/{deg.name}", "kind": f"real_{task}"}
                 for r in sample_case(img, ref, (task,), toolbox.tools_by_task(), toolbox.tools, rng,
-                                     max(512, min(img.shape[:2])), depths=1)]
+                                     max(512, min(img.shape[:2])), depths=2, always=REAL_ALWAYS)]
         atomic_write(path, json.dumps(rows))
         print(f"real {deg.name}: {len(rows)} samples", flush=True)
 
@@ -304,14 +310,16 @@ def cmd_train(args: argparse.Namespace) -> None:
     # Margins are chosen on the calibration split only: the best utility over a grid, overall and per
     # task where the task has enough samples (a tone step that ruins a real dim photo costs 20-30 dB,
     # a deblurring step rarely more than 3: one margin for both serves neither).
+    # Among margins equally good on calibration, the most cautious: no calibration step lies between
+    # them, so nothing there says the steps a lower one would also accept are safe.
     grid = np.round(np.arange(-0.5, 3.01, 0.05), 2)
-    margin = float(max(grid, key=lambda t: utility(yc, score > t)))
+    margin = float(max(grid, key=lambda t: (round(utility(yc, score > t), 6), t)))
     tasks = np.asarray([r["task"] for r in calibration])
     margins = {}
     for task in sorted(set(tasks)):
         m = tasks == task
         if m.sum() >= MIN_TASK_SAMPLES:
-            margins[str(task)] = float(max(grid, key=lambda t: utility(yc[m], score[m] > t)))
+            margins[str(task)] = float(max(grid, key=lambda t: (round(utility(yc[m], score[m] > t), 6), t)))
     ckpt["margin"], ckpt["margins"] = margin, margins
     torch.save(ckpt, out)
     verifier = Verifier(out)
