@@ -60,8 +60,8 @@ def test_the_shipped_checkpoint_reports_held_out_figures():
     assert report["test"]["all"]["n"] > 100  # measured on held-out tool outputs
 
 
-def test_utility_counts_harm_double():
-    from restoreagent.tools.research.training.verifier import evaluate, utility
+def test_utility_counts_harm_double_and_ties_choose_the_most_cautious_margin():
+    from restoreagent.tools.research.training.verifier import choose_margin, evaluate, utility
 
     gains = np.array([2.0, -1.0, 0.5, -3.0])
     accept = np.array([True, True, False, False])
@@ -70,6 +70,8 @@ def test_utility_counts_harm_double():
     stats = evaluate(gains, accept, rows)
     assert stats["all"]["sign_accuracy"] == 0.5 and stats["a"]["harmful_accepted"] == 1
     assert stats["b"]["helpful_rejected"] == 0 and stats["b"]["sign_accuracy"] == 0.5
+    # Scores 2.0 (helpful) and -1.0 (harmful): every margin in [-1, 2) keeps only the helpful step.
+    assert choose_margin(np.array([3.0, -5.0]), np.array([2.0, -1.0])) == pytest.approx(1.95)
 
 
 def test_the_graph_does_no_harm_on_a_dim_photo(clean_images, tmp_path):

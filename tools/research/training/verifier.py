@@ -282,6 +282,15 @@ def utility(gains: np.ndarray, accept: np.ndarray) -> float:
     return float(np.where(g > 0, g, 2 * g).sum())
 
 
+def choose_margin(gains: np.ndarray, score: np.ndarray) -> float:
+    """The margin on the calibration samples' scores with the best :func:`utility` (grid −0.5…3 dB).
+
+    Among margins equally good, the most cautious: no calibration step lies between them, so nothing
+    there says that the steps a lower margin would also accept are safe."""
+    grid = np.round(np.arange(-0.5, 3.01, 0.05), 2)
+    return float(max(grid, key=lambda t: (round(utility(gains, score > t), 6), t)))
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     import torch
 
@@ -310,16 +319,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     # Margins are chosen on the calibration split only: the best utility over a grid, overall and per
     # task where the task has enough samples (a tone step that ruins a real dim photo costs 20-30 dB,
     # a deblurring step rarely more than 3: one margin for both serves neither).
-    # Among margins equally good on calibration, the most cautious: no calibration step lies between
-    # them, so nothing there says the steps a lower one would also accept are safe.
-    grid = np.round(np.arange(-0.5, 3.01, 0.05), 2)
-    margin = float(max(grid, key=lambda t: (round(utility(yc, score > t), 6), t)))
+    margin = choose_margin(yc, score)
     tasks = np.asarray([r["task"] for r in calibration])
-    margins = {}
-    for task in sorted(set(tasks)):
-        m = tasks == task
-        if m.sum() >= MIN_TASK_SAMPLES:
-            margins[str(task)] = float(max(grid, key=lambda t: (round(utility(yc[m], score[m] > t), 6), t)))
+    margins = {str(task): choose_margin(yc[tasks == task], score[tasks == task])
+               for task in sorted(set(tasks)) if (tasks == task).sum() >= MIN_TASK_SAMPLES}
     ckpt["margin"], ckpt["margins"] = margin, margins
     torch.save(ckpt, out)
     verifier = Verifier(out)
