@@ -42,4 +42,6 @@ def _page_faults(mode: str) -> int:
 def test_freed_memory_is_reused_instead_of_mapped_again():
     default, kept = _page_faults("default"), _page_faults("keep")
     assert default > 3 * 8 * 16_000  # every layer's 67 MB mapped again, in 4 KiB pages
-    assert kept < default / 10
+    # Kept: at most one tensor of each call's eight is mapped afresh (measured 0 or 3 × 16,384 pages,
+    # as glibc places the first one; the other 21 reuse memory), against all 24 by default.
+    assert kept < default / 5

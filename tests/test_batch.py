@@ -38,9 +38,9 @@ def _noisy(seed: int, side: int = 48) -> np.ndarray:
 
 
 def _config(tmp_path: Path) -> Configuration:
-    # No weights: the classical tools only, fast; 48-px photos are not upscaled.
+    # No weights: the classical tools only, fast; 48-px photos are not upscaled (scale 1: the output keeps the input's size).
     return Configuration(weights_dir=tmp_path / "no-weights", cache_dir=tmp_path / "no-weights",
-                         work_dir=tmp_path / "runs", full_resolution_side=32, max_steps=2, device="cpu")
+                         work_dir=tmp_path / "runs", full_resolution_side=32, scale=1, max_steps=2, device="cpu")
 
 
 def _digests(folder: Path) -> dict[str, str]:

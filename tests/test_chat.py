@@ -28,7 +28,7 @@ TOOLS = ("denoise_nlmeans", "lowlight_gamma", "lowlight_clahe")
 
 @pytest.fixture()
 def dark_noisy_png(tmp_path: Path, clean_images) -> Path:
-    rgb = add_gaussian_noise(darken(clean_images["coffee"], gamma=0.5), 25, np.random.default_rng(1))
+    rgb = add_gaussian_noise(darken(clean_images["coffee"], gamma=0.7), 25, np.random.default_rng(1))
     path = tmp_path / "dark_noisy.png"
     Image.fromarray((rgb * 255 + 0.5).astype(np.uint8)).save(path)
     return path
