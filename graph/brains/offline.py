@@ -174,9 +174,14 @@ def choose(
     return _learned_choice(context, ranker, closed, tries, fresh, preference or {}, max_tries_per_task)
 
 
+def _severities(context: dict[str, Any]) -> tuple[dict[str, float], float]:
+    """The photo's severities and the presence threshold, as the context carries them."""
+    return context.get("degradations", {}), float(context.get("present_threshold", 0.2))
+
+
 def _rules_choice(context: dict[str, Any], closed: set[str], fresh: Callable[[str], list[str]]) -> tuple[str, str] | None:
     """The first open task of :data:`TASK_ORDER` that reads present, with its first tool not tried yet."""
-    severities, threshold = context.get("degradations", {}), float(context.get("present_threshold", 0.2))
+    severities, threshold = _severities(context)
     for task in TASK_ORDER:
         if task in closed or severities.get(task, 0.0) < threshold:
             continue
@@ -191,7 +196,7 @@ def _learned_choice(context: dict[str, Any], ranker: Any, closed: set[str], trie
     """The denoising offer, else the ranker's best move, else the fallback for what the photo came in with."""
     from restoreagent.graph.planning.policy import candidate_floor
 
-    severities, threshold = context.get("degradations", {}), float(context.get("present_threshold", 0.2))
+    severities, threshold = _severities(context)
     candidates = [
         (task, tool)
         for task in context.get("tools_by_task", {})
@@ -217,7 +222,7 @@ def _fallback_choice(context: dict[str, Any], ranker: Any, closed: set[str], tri
     rules' order of tasks, the ranker's least-bad tool): away from its training data the ranker
     under-acts. Not one that appeared after a step: that is usually the trace of the tool (a derained
     photo reads a little blurred)."""
-    severities, threshold = context.get("degradations", {}), float(context.get("present_threshold", 0.2))
+    severities, threshold = _severities(context)
     found = set(context.get("found_in_input", context.get("tools_by_task", {})))
     if "low_resolution" in found and "low_resolution" not in closed:
         found -= set(FULL_SCALE_TASKS)  # kernels of the full-size photo wreck a small one

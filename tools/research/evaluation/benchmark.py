@@ -160,16 +160,17 @@ def _input_record(case: Case) -> dict[str, Any]:
 def _run_baselines(case: Case, planners: tuple[str, ...], tools: dict, by_task: dict[str, list[str]],
                    rng: np.random.Generator) -> dict[str, dict]:
     """The fixed-order, random-order and all-in-one planners' records on one case."""
-    rows = {}
-    pipelines = {"fixed": lambda: fixed_pipeline(case.combo, by_task), "random": lambda: random_pipeline(case.combo, by_task, rng)}
-    for planner in ("fixed", "random"):
-        if planner in planners:
-            pipe = pipelines[planner]()
-            out, secs = _apply(pipe, case.degraded, tools)
-            rows[planner] = _record(out, case.clean, pipe, len(pipe), secs)
+    pipes: dict[str, tuple[str, ...]] = {}
+    if "fixed" in planners:
+        pipes["fixed"] = fixed_pipeline(case.combo, by_task)
+    if "random" in planners:
+        pipes["random"] = random_pipeline(case.combo, by_task, rng)
     if "allinone" in planners and (name := all_in_one_tool(list(tools))):
-        out, secs = _apply((name,), case.degraded, tools)
-        rows["allinone"] = _record(out, case.clean, (name,), 1, secs)
+        pipes["allinone"] = (name,)
+    rows = {}
+    for planner, pipe in pipes.items():
+        out, secs = _apply(pipe, case.degraded, tools)
+        rows[planner] = _record(out, case.clean, pipe, len(pipe), secs)
     return rows
 
 

@@ -13,8 +13,9 @@ A case is a random crop degraded one of five ways, so that the critic sees what 
 clean photos; **dim but correctly exposed** scenes (the clean crop darkened in linear light *is*
 the ground truth, with camera noise), where brightening is harm; camera noise through a simple
 camera pipeline (``realistic.camera_noise``) with mild JPEG; a single MiO degradation; a MiO
-combination. On each, the true tasks' tools and tools of two false tasks are run; the best true
-step is kept and the next depth is sampled from there (two depths). One sample per step: the
+combination; with ``--dim-only`` or ``--lens-only``, extra dim scenes or optical softness. The real
+pairs of the calibration and test splits are sampled too. On each, the true tasks' tools and tools of
+two false tasks are run; the best true step is kept and the next depth is sampled from there (two depths). One sample per step: the
 verifier's features and ΔPSNR against the ground truth. Shards of cases are written atomically;
 a rerun skips shards that exist (resumable).
 """
@@ -74,10 +75,7 @@ REAL_SETS = {"polyu": ("noisy", "noise"), "city100": ("lr", "defocus_blur")}
 
 
 def real_pairs(split: str, pairs: Path, sets: tuple[str, ...] = ("polyu",)) -> list[tuple[Path, Path, str]]:
-    """(degraded, ground truth, true task) of the real pairs in ``split``: even indices calibrate, odd test.
-
-    The verifier samples PolyU only (City100's photos are too large to run every tool on here);
-    the harm benchmark uses both."""
+    """(degraded, ground truth, true task) of the real pairs in ``split``: even indices calibrate, odd test."""
     out = []
     for name in sets:
         deg, task = REAL_SETS[name]
@@ -249,7 +247,7 @@ REAL_ALWAYS = ("low_light", "haze")
 def _real_samples(args, toolbox, out: Path) -> None:
     """On each real pair of the split, two depths as the agent goes: two tools of the true task, one of
     each of two false tasks and every tone tool (:data:`REAL_ALWAYS`); the next depth from the best true step."""
-    pairs = Path(args.real_pairs)
+    pairs, by_task = Path(args.real_pairs), toolbox.tools_by_task()
     for n, (deg, gt, task) in enumerate(real_pairs(args.split, pairs, ("polyu", "city100"))):
         path = out / f"pair-{n:04d}.json"
         if path.exists():
@@ -257,7 +255,7 @@ def _real_samples(args, toolbox, out: Path) -> None:
         img, ref = load_rgb(deg), load_rgb(gt)
         rng = np.random.default_rng(n)
         rows = [{**r, "case": f"real:{deg.parent.parent.name}/{deg.name}", "kind": f"real_{task}"}
-                for r in sample_case(img, ref, (task,), toolbox.tools_by_task(), toolbox.tools, rng,
+                for r in sample_case(img, ref, (task,), by_task, toolbox.tools, rng,
                                      max(512, min(img.shape[:2])), depths=2, always=REAL_ALWAYS)]
         atomic_write(path, json.dumps(rows))
         print(f"real {deg.name}: {len(rows)} samples", flush=True)
