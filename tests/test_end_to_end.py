@@ -154,7 +154,9 @@ def test_alpha_and_first_frame_survive_the_whole_pipeline(tmp_path, clean_images
     alpha = np.tile(np.linspace(0, 255, 192, dtype=np.uint8), (192, 1))
     rgba = np.dstack([(noisy * 255 + 0.5).astype(np.uint8), alpha])
     Image.fromarray(rgba).save(tmp_path / "rgba.png")
-    res = _cli("restore", "rgba.png", "-o", "out.png", cwd=tmp_path)
+    # --scale 1: a 192-px photo is under the default full side, and `auto` may upscale it (the alpha is
+    # then resized with it); here the alpha must come back bit for bit
+    res = _cli("restore", "rgba.png", "-o", "out.png", "--scale", "1", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     out = np.asarray(Image.open(tmp_path / "out.png"))
     assert out.shape == (192, 192, 4) and np.array_equal(out[..., 3], alpha)

@@ -278,3 +278,23 @@ def test_sr_scale_follows_the_size_prior():
     assert sr_scale(ctx(0.33)) == 2 and sr_scale(ctx(0.5)) == 2  # ×2 and ×2.8 too small
     assert sr_scale(ctx(0.67)) is None and sr_scale(ctx(0.0)) is None  # ×4: the default; full size: untouched
     assert too_small(ctx(0.33)) and not too_small(ctx(0.1)) and not too_small({})
+
+
+def test_a_tool_newer_than_the_ranker_is_taken_when_it_measured_better(ranker):
+    """``sr_ours`` came after the shipped ranker (it reads 0 in its one-hot): when the ranker chooses to
+    upscale, the newer tool goes first if the context lists it ahead (a better held-out gain), not if it
+    is listed behind the ranker's tool or was already tried."""
+    from restoreagent.graph.brains.offline import choose
+    from restoreagent.tools.util.synthesis import downscale
+
+    assert "sr_ours" not in ranker.tools, "the ranker knows sr_ours now: this test proves nothing"
+    ctx = _context(downscale(_center("astronaut", 192), 4))
+    older = ["sr_fsrcnn", "sr_realesrgan_compact", "sr_lanczos"]
+    bound = ["sr_ours", *older]
+    behind = choose({**ctx, "tools_by_task": {"low_resolution": [*older, "sr_ours"]}}, bound, ranker=ranker)
+    assert behind is not None and behind[0] == "low_resolution" and behind[1] in older, behind
+    assert choose({**ctx, "tools_by_task": {"low_resolution": ["sr_ours", *older]}}, bound, ranker=ranker) == (
+        "low_resolution", "sr_ours")
+    tried = {**ctx, "tools_by_task": {"low_resolution": ["sr_ours", *older]},
+             "history": [{"tool": "sr_ours", "task": "low_resolution", "accepted": False, "reason": "x"}]}
+    assert choose(tried, bound, ranker=ranker) == behind

@@ -25,7 +25,8 @@ tool in the ranker's order until the observe node accepts one: away from its tra
 data the ranker under-acts (on real hazy photos it predicts that dehazing loses 20–45 dB,
 as if they were clean). A
 ``preference`` for a task's tools overrides the ranker's choice of tool once it has chosen
-the task.
+the task; a tool registered after the ranker was trained, which it cannot tell apart, is taken
+instead of the ranker's tool when it measured better (:func:`newer_tool`).
 
 **Rules (``OfflinePolicy(learned=False)``, ``--brain offline:rules``, and the fallback without a
 ranker checkpoint)**:
@@ -79,6 +80,10 @@ FULL_SCALE_TASKS: tuple[str, ...] = ("motion_blur", "defocus_blur", "rain", "haz
 #: ranker predicts no gain, and the observe node judges each try; low light needs this much more, because
 #: naturally dark photos exist (brightening one costs about 10 dB).
 FALLBACK_FLOOR: dict[str, float] = {"low_light": 0.5}
+#: Learned mode: at most this many tools per task (a roll-back lets the next one try). Chosen on the
+#: calibration split (docs/VERIFIER.md): 2 and 4 gave the same photos, 2 with 1.33 executions per
+#: degradation instead of 1.52.
+MAX_TRIES_PER_TASK = 2
 #: Predicted FFDNet gain (dB) from which denoising is offered whatever the severity reads (calibration
 #: split, docs/VERIFIER.md).
 DENOISE_OFFER_DB = 0.3
@@ -147,7 +152,7 @@ def choose(
     bound: Sequence[str],
     preference: dict[str, tuple[str, ...]] | None = None,
     ranker: Any | None = None,
-    max_tries_per_task: int = 4,
+    max_tries_per_task: int = MAX_TRIES_PER_TASK,
 ) -> tuple[str, str] | None:
     """The next (task, tool) for ``context``, or None when there is nothing to do.
 
@@ -213,7 +218,17 @@ def _learned_choice(context: dict[str, Any], ranker: Any, closed: set[str], trie
     task, tool, _ = best[0]
     # A caller's preference for the task's tools wins over the ranker's choice of tool.
     preferred = [t for t in preference.get(task, ()) if (task, t) in candidates]
-    return task, preferred[0] if preferred else tool
+    return task, preferred[0] if preferred else newer_tool(context, ranker, task, tool, fresh(task))
+
+
+def newer_tool(context: dict[str, Any], ranker: Any, task: str, tool: str, fresh: Sequence[str]) -> str:
+    """The ranker's ``tool``, unless a tool registered after the ranker was trained (it reads 0 in the
+    ranker's one-hot, so the ranker cannot tell it apart) measured better on held-out photos: the
+    context lists each task's tools best measured gain first (``checkpoints/tool_scores.json``)."""
+    order = context.get("tools_by_task", {}).get(task, [])
+    known = set(getattr(ranker, "tools", ()))
+    ahead = order[: order.index(tool)] if tool in order else []
+    return next((t for t in ahead if t not in known and t in fresh), tool)
 
 
 def _fallback_choice(context: dict[str, Any], ranker: Any, closed: set[str], tries: dict[str, int],
@@ -233,7 +248,8 @@ def _fallback_choice(context: dict[str, Any], ranker: Any, closed: set[str], tri
         if task not in closed and wanted and tries.get(task, 0) < max_tries_per_task:
             moves = [(task, t) for t in fresh(task)]
             if moves:
-                return ranker.rank_all(context, moves)[0][:2]
+                tool = ranker.rank_all(context, moves)[0][1]
+                return task, newer_tool(context, ranker, task, tool, fresh(task))
     return None
 
 
@@ -262,7 +278,7 @@ class OfflinePolicy(BaseChatModel):
     margin: float | None = None
     """Act only on moves predicted to beat stopping by more than this many dB (default: the checkpoint's)."""
 
-    max_tries_per_task: int = 4
+    max_tries_per_task: int = MAX_TRIES_PER_TASK
     """Learned mode: at most this many tools per task (a roll-back lets the next one try)."""
 
     def ranker(self):

@@ -35,32 +35,39 @@ from restoreagent.tools.base import DEGRADATIONS
 
 DEFAULT_CHECKPOINT = checkpoint_file("policy.pt")
 
-#: Every registered tool (the one-hot order of the shipped checkpoint; unknown tools read 0).
+#: Every registered tool: the one-hot order a newly trained ranker uses. A checkpoint keeps the tools it
+#: was trained with (its ``tools``), and a tool registered since reads 0 in its one-hot.
 TOOL_NAMES: tuple[str, ...] = (
     "deblur_defocus_ours", "deblur_defocus_wiener", "deblur_motion_ours", "deblur_motion_wiener",
     "dehaze_aodnet", "dehaze_dcp", "dehaze_gcanet", "denoise_dncnn", "denoise_ffdnet", "denoise_nlmeans",
     "denoise_oidn", "derain_classical", "derain_gcanet", "derain_prenet", "jpeg_deblock", "jpeg_dncnn3",
     "jpeg_ours", "lowlight_clahe", "lowlight_gamma", "lowlight_zero_dce", "lowlight_zero_dce_pp",
-    "sr_fsrcnn", "sr_lanczos", "sr_realesrgan_compact",
+    "sr_fsrcnn", "sr_lanczos", "sr_realesrgan_compact", "sr_ours",
 )
 
 #: Raw measures (scaled in :func:`encode`).
 MEASURE_KEYS: tuple[str, ...] = ("noise_sigma_255", "blockiness", "mean_luminance", "low_light_learned",
                                  "low_resolution_size_prior")
 
-FEATURES: tuple[str, ...] = (
-    *(f"sev_{k}" for k in DEGRADATIONS),
-    "quality",
-    "has_measures",
-    *(f"m_{k}" for k in MEASURE_KEYS),
-    *(f"p_{k}" for k in DEGRADATIONS),
-    *(f"done_{k}" for k in DEGRADATIONS),
-    "depth",
-    *(f"task_{k}" for k in DEGRADATIONS),
-    *(f"tool_{k}" for k in TOOL_NAMES),
-    "move_severity",
-    "move_presence",
-)
+
+def features_for(tools: Sequence[str]) -> tuple[str, ...]:
+    """The ranker's input columns for a one-hot over ``tools``."""
+    return (
+        *(f"sev_{k}" for k in DEGRADATIONS),
+        "quality",
+        "has_measures",
+        *(f"m_{k}" for k in MEASURE_KEYS),
+        *(f"p_{k}" for k in DEGRADATIONS),
+        *(f"done_{k}" for k in DEGRADATIONS),
+        "depth",
+        *(f"task_{k}" for k in DEGRADATIONS),
+        *(f"tool_{k}" for k in tools),
+        "move_severity",
+        "move_presence",
+    )
+
+
+FEATURES: tuple[str, ...] = features_for(TOOL_NAMES)
 #: Columns zeroed when the measures are unknown (training drops them out at random).
 MEASURE_COLUMNS: tuple[int, ...] = tuple(
     i for i, f in enumerate(FEATURES) if f.startswith("m_") or f.startswith("p_") or f in ("has_measures", "move_presence")
@@ -228,7 +235,7 @@ def _load(path: str, mtime_ns: int) -> LearnedRanker:
     import torch
 
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if tuple(ckpt["features"]) != FEATURES:
+    if tuple(ckpt["features"]) != features_for(ckpt["tools"]):
         raise ValueError(f"{path}: the checkpoint's features do not match this version's")
     state = {k: v.float().numpy() for k, v in ckpt["state_dict"].items()}
     prefixes = sorted({k[: k.index("body.")] for k in state if "body." in k})  # "" or "nets.<i>."

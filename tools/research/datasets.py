@@ -45,6 +45,14 @@ def split_files(split: str, clean_dir: Path | None = None) -> list[Path]:
     return files
 
 
+def bsds432_files(parts: tuple[str, ...], clean_dir: Path | None = None) -> list[Path]:
+    """The BSDS432 images of ``parts`` (``train``, ``val``, ``test``; its ``MANIFEST.tsv``), in its order:
+    the varied set that #27's splits are made of (docs/VERIFIER.md)."""
+    root = (Path(clean_dir) if clean_dir else default_clean_dir()) / "bsds432"
+    rows = [line.split("\t") for line in (root / "MANIFEST.tsv").read_text().splitlines() if line.strip()]
+    return [root / r[1] for r in rows if r[0] in parts]
+
+
 def load_rgb(path: Path) -> np.ndarray:
     """An image as RGB float32 in [0, 1] (grayscale images are replicated)."""
     with Image.open(path) as im:

@@ -1,11 +1,12 @@
-"""Train our compact restorers (motion deblurring, defocus deblurring, colour JPEG).
+"""Train our compact restorers (motion deblurring, defocus deblurring, colour JPEG, super-resolution).
 
     python -m restoreagent.tools.research.training.restorers --task motion_blur --minutes 20
 
 * Data: random crops of the ``train`` split (CBSD68, Set14, Set5; never ``eval``),
   flipped/rotated, degraded on the fly with the MiO parameters of
   :mod:`restoreagent.tools.util.synthesis` (70 % of samples) or a slightly wider range
-  (30 %, for robustness).
+  (30 %, for robustness). Super-resolution also trains on BSDS432 ``train`` + ``val`` (the
+  varied set, never its ``test`` part): ×1/4 (70 %) or ×1/2, a mild JPEG on a quarter of them.
 * Loss: Charbonnier; Adam with a cosine learning-rate schedule over the *training
   time* (``--minutes``), so a run that is cut off and resumed follows the same schedule.
 * Resumable: the full state (model, optimizer, step, elapsed time, RNG states) is
@@ -32,33 +33,39 @@ import torch
 
 from restoreagent.checkpoints import REPO
 from restoreagent.tools.nets.restorer import build_restorer
-from restoreagent.tools.research.datasets import load_rgb, random_crop, split_files
+from restoreagent.tools.research.datasets import bsds432_files, load_rgb, random_crop, split_files
 from restoreagent.tools.util.synthesis import (
     apply,
     convolve,
     disk_kernel,
+    downscale,
     jpeg_compress,
     line_kernel,
     sample_params,
 )
 
-TASKS = ("motion_blur", "defocus_blur", "jpeg")
+TASKS = ("motion_blur", "defocus_blur", "jpeg", "low_resolution")
 
-CHECKPOINT_NAMES = {"motion_blur": "deblur_motion.pt", "defocus_blur": "deblur_defocus.pt", "jpeg": "jpeg_color.pt"}
+CHECKPOINT_NAMES = {"motion_blur": "deblur_motion.pt", "defocus_blur": "deblur_defocus.pt", "jpeg": "jpeg_color.pt",
+                    "low_resolution": "sr_ours.pt"}
 #: Network configuration per task. Every model also sees the classical result (deblocked /
 #: Wiener-deconvolved) and predicts a correction to it.
 NET_CONFIGS: dict[str, dict[str, Any]] = {
     "motion_blur": {"in_channels": 6, "width": 16, "enc_blocks": [1, 1, 2], "middle_blocks": 2, "dec_blocks": [1, 1, 1]},
     "defocus_blur": {"in_channels": 6, "width": 16, "enc_blocks": [1, 1, 2], "middle_blocks": 2, "dec_blocks": [1, 1, 1]},
     "jpeg": {"in_channels": 6, "width": 16, "enc_blocks": [1, 1, 2], "middle_blocks": 2, "dec_blocks": [1, 1, 1]},
+    "low_resolution": {"in_channels": 6, "width": 16, "enc_blocks": [1, 1, 2], "middle_blocks": 2, "dec_blocks": [1, 1, 1]},
 }
 #: Border (pixels) blurred along with a crop and cut off afterwards, so no crop sees a padded edge.
-MARGIN = {"motion_blur": 20, "defocus_blur": 10, "jpeg": 0}
+MARGIN = {"motion_blur": 20, "defocus_blur": 10, "jpeg": 0, "low_resolution": 0}
 
 
 # -- degradations ------------------------------------------------------------------------------
 def training_params(task: str, rng: np.random.Generator) -> dict[str, Any]:
     """MiO parameters 70 % of the time, else a slightly wider range."""
+    if task == "low_resolution":  # MiO's ×1/4, or ×1/2; a mild JPEG of the small photo now and then
+        return {"factor": 4 if rng.random() < 0.7 else 2,
+                "quality": int(rng.integers(50, 96)) if rng.random() < 0.25 else None}
     if rng.random() < 0.7:
         return sample_params(task, rng)
     if task == "motion_blur":
@@ -69,6 +76,14 @@ def training_params(task: str, rng: np.random.Generator) -> dict[str, Any]:
 
 
 def degrade(task: str, rgb: np.ndarray, params: dict[str, Any]) -> np.ndarray:
+    """The degraded crop as the network sees it (super-resolution: the small photo, Lanczos-upscaled)."""
+    if task == "low_resolution":
+        from restoreagent.tools.superres import upscale_lanczos
+
+        small = downscale(rgb, params["factor"])
+        if params.get("quality"):
+            small = jpeg_compress(small, params["quality"])
+        return upscale_lanczos(small, params["factor"])
     if task == "motion_blur":
         return convolve(rgb, line_kernel(2 * int(params["radius"]) + 1, params["angle"], params["sigma"]))
     if task == "defocus_blur":
@@ -82,6 +97,10 @@ def hint(task: str, degraded: np.ndarray, params: dict[str, Any] | None, rng: np
     In training the classical filter gets the true parameter, rounded as the estimator
     reports it and sometimes off by one step, so the network learns to fix small misses.
     """
+    if task == "low_resolution":
+        from restoreagent.tools.superres import sr_hint
+
+        return sr_hint(degraded, 4 if params is None else params["factor"])
     if task == "jpeg":
         from restoreagent.tools.jpeg import deblock_classical
 
@@ -187,7 +206,10 @@ def train(args: argparse.Namespace) -> Path:
             state_path,
         )
 
-    images = [load_rgb(p) for p in split_files("train", args.clean_dir)]
+    files = split_files("train", args.clean_dir)
+    if task == "low_resolution":
+        files += bsds432_files(("train", "val"), args.clean_dir)
+    images = [load_rgb(p) for p in files]
     total = args.minutes * 60.0
     last_save = time.monotonic()
     losses: list[float] = []
@@ -225,8 +247,10 @@ def train(args: argparse.Namespace) -> Path:
 
 
 # -- held-out evaluation -------------------------------------------------------------------------
-CLASSICAL = {"motion_blur": "deblur_motion_wiener", "defocus_blur": "deblur_defocus_wiener", "jpeg": "jpeg_deblock"}
-OURS = {"motion_blur": "deblur_motion_ours", "defocus_blur": "deblur_defocus_ours", "jpeg": "jpeg_ours"}
+CLASSICAL = {"motion_blur": "deblur_motion_wiener", "defocus_blur": "deblur_defocus_wiener", "jpeg": "jpeg_deblock",
+             "low_resolution": "sr_lanczos"}
+OURS = {"motion_blur": "deblur_motion_ours", "defocus_blur": "deblur_defocus_ours", "jpeg": "jpeg_ours",
+        "low_resolution": "sr_ours"}
 
 
 def eval_set(task: str, count: int, size: int, clean_dir: Path | None) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -249,7 +273,7 @@ def eval_set(task: str, count: int, size: int, clean_dir: Path | None) -> list[t
 def evaluate(task: str, checkpoint: Path, count: int = 16, size: int = 256, clean_dir: Path | None = None) -> dict[str, Any]:
     import tempfile
 
-    from restoreagent.tools import deblur, jpeg  # noqa: F401  (registers the tools)
+    from restoreagent.tools import deblur, jpeg, superres  # noqa: F401  (registers the tools)
     from restoreagent.tools.base import ToolContext
     from restoreagent.tools.registry import default_registry
     from restoreagent.tools.util.metrics import psnr, ssim
@@ -260,7 +284,11 @@ def evaluate(task: str, checkpoint: Path, count: int = 16, size: int = 256, clea
                       extra={"checkpoints": {OURS[task]: str(checkpoint)}})
     pairs = eval_set(task, count, size, clean_dir)
     rows: dict[str, dict[str, float]] = {}
-    before = [(psnr(d, c), ssim(d, c)) for c, d in pairs]
+    from restoreagent.tools.superres import upscale_bicubic
+
+    # super-resolution is measured against the bicubic upscale, as everywhere (tools/superres.py)
+    seen = [upscale_bicubic(d, c.shape[0] // d.shape[0]) if d.shape != c.shape else d for c, d in pairs]
+    before = [(psnr(s, c), ssim(s, c)) for (c, _), s in zip(pairs, seen)]
     rows["degraded"] = {"psnr": float(np.mean([b[0] for b in before])), "ssim": float(np.mean([b[1] for b in before]))}
     for label, name in (("classical", CLASSICAL[task]), ("ours", OURS[task])):
         tool = default_registry[name](ctx)

@@ -35,7 +35,7 @@ from restoreagent.tools.base import DEGRADATIONS, ToolError
 from restoreagent.tools.perception.assess import assess
 from restoreagent.tools.perception.rules import apply_low_light_rule, trusts_network_low_light
 from restoreagent.tools.perception.verifier import CLIP_DB, FEATURE_NAMES, PSNR_CAP, step_features
-from restoreagent.tools.research.datasets import default_clean_dir, load_rgb, random_crop
+from restoreagent.tools.research.datasets import bsds432_files, default_clean_dir, load_rgb, random_crop
 from restoreagent.tools.research.training import realistic
 from restoreagent.tools.research.training.ensemble import fit_ensemble
 from restoreagent.tools.util.files import atomic_write
@@ -49,12 +49,14 @@ MIN_TASK_SAMPLES = 40
 #: Seeds of the --dim-only and --lens-only cases start here (apart from the ordinary cases').
 DIM_SEED_OFFSET = 100_000
 LENS_SEED_OFFSET = 200_000
+#: Seeds of the --focus cases, per task (apart from the others').
+FOCUS_SEED_OFFSET = {"low_light": 300_000, "low_resolution": 400_000}
+
+
+def focus_combos(task: str) -> tuple[tuple[str, ...], ...]:
+    """The MiO cases with ``task``: the single degradation and the combinations that hold it."""
+    return ((task,),) + tuple(c for c in MIO_COMBOS if task in c)
 CHECKPOINT = checkpoint_file("verifier.pt")
-
-
-def _bsds(split_names: tuple[str, ...], clean: Path) -> list[Path]:
-    rows = [line.split("\t") for line in (clean / "bsds432" / "MANIFEST.tsv").read_text().splitlines() if line.strip()]
-    return [clean / "bsds432" / r[1] for r in rows if r[0] in split_names]
 
 
 def _folder(path: Path) -> list[Path]:
@@ -63,11 +65,11 @@ def _folder(path: Path) -> list[Path]:
 
 def clean_images(split: str, clean: Path) -> list[Path]:
     if split == "train":
-        return _bsds(("train", "val"), clean)
+        return bsds432_files(("train", "val"), clean)
     if split == "calibration":
         return _folder(clean / "kodak24") + _folder(clean / "live1")
     if split == "test":
-        return _bsds(("test",), clean)
+        return bsds432_files(("test",), clean)
     raise ValueError(f"unknown split {split!r}")
 
 
@@ -105,12 +107,17 @@ def _lens(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return jpeg_compress(out, int(rng.integers(70, 96))) if rng.random() < 0.5 else out
 
 
-def synthesize(clean: np.ndarray, rng: np.random.Generator, dim_only: bool = False, lens_only: bool = False
-               ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], str]:
+def synthesize(clean: np.ndarray, rng: np.random.Generator, dim_only: bool = False, lens_only: bool = False,
+               focus: str | None = None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], str]:
     """(degraded, ground truth, true tasks, kind) for one case (``dim_only``: a dim scene; ``lens_only``:
-    optical softness)."""
+    optical softness; ``focus``: a MiO case with that degradation)."""
     if lens_only:
         return _lens(clean, rng), clean, ("defocus_blur",), "lens"
+    if focus:
+        combos = focus_combos(focus)
+        combo = combos[int(rng.integers(len(combos)))]
+        degraded, _ = degrade(clean, combo, seed=int(rng.integers(2**31)))
+        return degraded, clean, combo, "single" if len(combo) == 1 else "mio"
     u = float(rng.uniform(0.12, 0.3)) if dim_only else rng.random()
     if u < 0.12:
         return clean, clean, (), "clean"
@@ -156,7 +163,7 @@ def sample_case(degraded: np.ndarray, ref: np.ndarray, tasks: tuple[str, ...], t
                 tools: dict, rng: np.random.Generator, side: int, depths: int = 2,
                 all_tools: bool = False, always: tuple[str, ...] = ()) -> list[dict]:
     """Samples from the steps tried on one case (see the module docstring); every tool of the
-    tasks in ``always`` is tried at every depth as well."""
+    tasks in ``always`` is tried at every depth as well (a true task's too, after it was done)."""
     def report(img, trust):
         return apply_low_light_rule(assess(img, full_resolution_side=side), trust).model_dump()
 
@@ -174,7 +181,7 @@ def sample_case(degraded: np.ndarray, ref: np.ndarray, tasks: tuple[str, ...], t
         for t in (false if all_tools else rng.permutation(false)[:2 if depth == 0 else 1]):
             names = tools_by_task[t]
             picks += [(t, n) for n in (names[:1] if all_tools else [names[int(rng.integers(len(names)))]])]
-        picks += [(t, n) for t in always if t in tools_by_task and t not in tasks
+        picks += [(t, n) for t in always if t in tools_by_task
                   for n in tools_by_task[t] if (t, n) not in picks]
         best = None
         for task, name in picks:
@@ -215,9 +222,12 @@ def cmd_samples(args: argparse.Namespace) -> None:
     t_end = time.time() + args.minutes * 60 if args.minutes else float("inf")
     shards = range(args.shard_start, (args.cases + SHARD - 1) // SHARD, args.shard_step)
     # --dim-only: extra cases of dim, correctly exposed scenes with every low-light tool tried at each
-    # depth (after denoising too), where brightening is harm; --lens-only: optical softness with both
+    # depth (after denoising too), where brightening is harm; --focus TASK: MiO cases with TASK and every
+    # tool of it tried at each depth (low_light: the dim scenes' counterweight, tried and not kept;
+    # low_resolution: sr_ours, which came after the ordinary cases); --lens-only: optical softness with both
     # deblurring tasks tried; each with its own seeds and shard names.
     prefix, offset, always = (("dim", DIM_SEED_OFFSET, ("low_light",)) if args.dim_only
+                              else (f"focus-{args.focus}", FOCUS_SEED_OFFSET[args.focus], (args.focus,)) if args.focus
                               else ("lens", LENS_SEED_OFFSET, ("motion_blur",)) if args.lens_only else ("shard", 0, ()))
     for shard in shards:
         path = out / f"{prefix}-{shard:04d}.json"
@@ -229,13 +239,14 @@ def cmd_samples(args: argparse.Namespace) -> None:
             img = load_rgb(files[int(rng.integers(len(files)))])
             side = int(rng.choice([160, 192, 256]))
             clean = random_crop(img, side, rng)
-            degraded, ref, tasks, kind = synthesize(clean, rng, dim_only=args.dim_only, lens_only=args.lens_only)
+            degraded, ref, tasks, kind = synthesize(clean, rng, dim_only=args.dim_only, lens_only=args.lens_only,
+                                                    focus=args.focus)
             degraded = to_uint8(degraded).astype(np.float32) / 255.0
             for r in sample_case(degraded, ref, tasks, by_task, tools, rng, side, always=always):
                 rows.append({**r, "case": i, "kind": kind})
         atomic_write(path, json.dumps(rows))
         print(f"{args.split} shard {shard}: {len(rows)} samples", flush=True)
-    if args.split != "train" and args.real_pairs and not (args.dim_only or args.lens_only):
+    if args.split != "train" and args.real_pairs and not (args.dim_only or args.lens_only or args.focus):
         _real_samples(args, toolbox, out)
 
 
@@ -378,6 +389,8 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--shard-step", type=int, default=1)
     s.add_argument("--dim-only", action="store_true", help="extra dim-scene cases, every low-light tool tried")
     s.add_argument("--lens-only", action="store_true", help="extra optical-softness cases, both deblurring tasks tried")
+    s.add_argument("--focus", choices=tuple(FOCUS_SEED_OFFSET),
+                   help="extra MiO cases with this degradation, every tool of it tried at each depth")
     t = sub.add_parser("train", help="train the ensemble, choose the margin on calibration, report test")
     t.add_argument("--work", required=True)
     t.add_argument("--out", default=str(CHECKPOINT))
