@@ -13,7 +13,8 @@ A case is a random crop degraded one of five ways, so that the critic sees what 
 clean photos; **dim but correctly exposed** scenes (the clean crop darkened in linear light *is*
 the ground truth, with camera noise), where brightening is harm; camera noise through a simple
 camera pipeline (``realistic.camera_noise``) with mild JPEG; a single MiO degradation; a MiO
-combination; with ``--dim-only`` or ``--lens-only``, extra dim scenes or optical softness. The real
+combination; with ``--dim-only``, ``--lens-only`` or ``--focus TASK``, extra dim scenes, optical softness
+or MiO cases with TASK (every tool of it tried). The real
 pairs of the calibration and test splits are sampled too. On each, the true tasks' tools and tools of
 two false tasks are run; the best true step is kept and the next depth is sampled from there (two depths). One sample per step: the
 verifier's features and ΔPSNR against the ground truth. Shards of cases are written atomically;
@@ -51,12 +52,12 @@ DIM_SEED_OFFSET = 100_000
 LENS_SEED_OFFSET = 200_000
 #: Seeds of the --focus cases, per task (apart from the others').
 FOCUS_SEED_OFFSET = {"low_light": 300_000, "low_resolution": 400_000}
+CHECKPOINT = checkpoint_file("verifier.pt")
 
 
 def focus_combos(task: str) -> tuple[tuple[str, ...], ...]:
     """The MiO cases with ``task``: the single degradation and the combinations that hold it."""
     return ((task,),) + tuple(c for c in MIO_COMBOS if task in c)
-CHECKPOINT = checkpoint_file("verifier.pt")
 
 
 def _folder(path: Path) -> list[Path]:
