@@ -318,18 +318,17 @@ class SRLanczos(_SRTool):
     SHARPEN = {2: 1.0, 4: 1.0}
 
     def process(self, image: np.ndarray, args: LanczosArgs) -> np.ndarray:  # type: ignore[override]
-        out = upscale_lanczos(image, args.scale)
-        amount = self.SHARPEN[args.scale] if args.sharpen is None else args.sharpen
-        return unsharp(out, amount, USM_SIGMA_PER_SCALE * args.scale)
+        return sr_hint(upscale_lanczos(image, args.scale), args.scale, args.sharpen)
+
+
+def sr_hint(upscaled: np.ndarray, scale: int, amount: float | None = None) -> np.ndarray:
+    """``sr_lanczos``'s sharpening of a Lanczos upscale (``amount`` None: the tuned one): also the
+    starting point ``sr_ours`` corrects, and its training inputs."""
+    amount = SRLanczos.SHARPEN[scale] if amount is None else amount
+    return unsharp(upscaled, amount, USM_SIGMA_PER_SCALE * scale)
 
 
 # --- ours: a compact U-Net over Lanczos ---------------------------------------------------------
-def sr_hint(upscaled: np.ndarray, scale: int) -> np.ndarray:
-    """``sr_lanczos``'s sharpening of a Lanczos upscale: the starting point ``sr_ours`` corrects
-    (also used to make its training inputs)."""
-    return unsharp(upscaled, SRLanczos.SHARPEN[scale], USM_SIGMA_PER_SCALE * scale)
-
-
 @register
 class SROurs(RestorerTool, _SRTool):
     """Our compact colour U-Net: it sees the Lanczos upscale and its sharpened version and predicts a

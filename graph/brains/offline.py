@@ -226,9 +226,8 @@ def newer_tool(context: dict[str, Any], ranker: Any, task: str, tool: str, fresh
     ranker's one-hot, so the ranker cannot tell it apart) measured better on held-out photos: the
     context lists each task's tools best measured gain first (``checkpoints/tool_scores.json``)."""
     order = context.get("tools_by_task", {}).get(task, [])
-    known = set(getattr(ranker, "tools", ()))
     ahead = order[: order.index(tool)] if tool in order else []
-    return next((t for t in ahead if t not in known and t in fresh), tool)
+    return next((t for t in ahead if t not in ranker.tools and t in fresh), tool)
 
 
 def _fallback_choice(context: dict[str, Any], ranker: Any, closed: set[str], tries: dict[str, int],

@@ -51,10 +51,8 @@ CHECKPOINT_NAMES = {"motion_blur": "deblur_motion.pt", "defocus_blur": "deblur_d
 #: Network configuration per task. Every model also sees the classical result (deblocked /
 #: Wiener-deconvolved) and predicts a correction to it.
 NET_CONFIGS: dict[str, dict[str, Any]] = {
-    "motion_blur": {"in_channels": 6, "width": 16, "enc_blocks": [1, 1, 2], "middle_blocks": 2, "dec_blocks": [1, 1, 1]},
-    "defocus_blur": {"in_channels": 6, "width": 16, "enc_blocks": [1, 1, 2], "middle_blocks": 2, "dec_blocks": [1, 1, 1]},
-    "jpeg": {"in_channels": 6, "width": 16, "enc_blocks": [1, 1, 2], "middle_blocks": 2, "dec_blocks": [1, 1, 1]},
-    "low_resolution": {"in_channels": 6, "width": 16, "enc_blocks": [1, 1, 2], "middle_blocks": 2, "dec_blocks": [1, 1, 1]},
+    task: {"in_channels": 6, "width": 16, "enc_blocks": [1, 1, 2], "middle_blocks": 2, "dec_blocks": [1, 1, 1]}
+    for task in TASKS
 }
 #: Border (pixels) blurred along with a crop and cut off afterwards, so no crop sees a padded edge.
 MARGIN = {"motion_blur": 20, "defocus_blur": 10, "jpeg": 0, "low_resolution": 0}
@@ -276,6 +274,7 @@ def evaluate(task: str, checkpoint: Path, count: int = 16, size: int = 256, clea
     from restoreagent.tools import deblur, jpeg, superres  # noqa: F401  (registers the tools)
     from restoreagent.tools.base import ToolContext
     from restoreagent.tools.registry import default_registry
+    from restoreagent.tools.superres import upscale_bicubic
     from restoreagent.tools.util.metrics import psnr, ssim
     from restoreagent.tools.weights import WeightsResolver
 
@@ -284,8 +283,6 @@ def evaluate(task: str, checkpoint: Path, count: int = 16, size: int = 256, clea
                       extra={"checkpoints": {OURS[task]: str(checkpoint)}})
     pairs = eval_set(task, count, size, clean_dir)
     rows: dict[str, dict[str, float]] = {}
-    from restoreagent.tools.superres import upscale_bicubic
-
     # super-resolution is measured against the bicubic upscale, as everywhere (tools/superres.py)
     seen = [upscale_bicubic(d, c.shape[0] // d.shape[0]) if d.shape != c.shape else d for c, d in pairs]
     before = [(psnr(s, c), ssim(s, c)) for (c, _), s in zip(pairs, seen)]
